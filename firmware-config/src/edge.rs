@@ -180,8 +180,8 @@ pub enum FsyncPolicy {
     Never,
 }
 
-/// The durable outbox: alarms and telemetry wait here until the broker
-/// acknowledged them.
+/// The durable outbox: alarms and telemetry wait here until ingest
+/// confirms it stored them (its delivery ack, not the broker's PubAck).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutboxConfig {
