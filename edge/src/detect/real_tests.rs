@@ -1,0 +1,276 @@
+//! Tests against the real model, ONNX Runtime and video.
+//!
+//! They need `models/nanodet-m-320.toml` with its weights (the setup script
+//! copies them), ONNX Runtime (`/opt/parkwatch/lib/libonnxruntime.so` or
+//! `ORT_DYLIB_PATH`), the `ffmpeg` CLI and `../shared/media/vtest.avi`; each
+//! fails with a message saying which is missing rather than skipping.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::manifest::ModelManifest;
+use super::nanodet::{OrtDetector, OrtDetectorOptions};
+use super::{Detection, Detector, runtime};
+use crate::image_io;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn manifest(name: &str) -> ModelManifest {
+    let path = repo().join("models").join(name);
+    let m = ModelManifest::load(&path)
+        .unwrap_or_else(|e| panic!("model manifest needed for this test: {e}"));
+    assert!(
+        m.file.is_file(),
+        "weights {} missing: run deploy/setup.sh (it copies them from ../shared/models)",
+        m.file.display()
+    );
+    m
+}
+
+fn detector(name: &str) -> OrtDetector {
+    let rt =
+        runtime::init(None).unwrap_or_else(|e| panic!("ONNX Runtime needed for this test: {e}"));
+    OrtDetector::load(rt, &manifest(name), &OrtDetectorOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Extracts frame `n` (0-based) of vtest.avi to a PNG in `dir`.
+fn vtest_frame(dir: &Path, n: u32) -> PathBuf {
+    let video = repo().join("../shared/media/vtest.avi");
+    assert!(video.is_file(), "test video {} missing", video.display());
+    let out = dir.join(format!("vtest-{n}.png"));
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&video)
+        .args(["-vf", &format!("select=eq(n\\,{n})"), "-frames:v", "1"])
+        .arg(&out)
+        .status()
+        .unwrap_or_else(|e| panic!("the ffmpeg CLI is needed for this test: {e}"));
+    assert!(
+        status.success() && out.is_file(),
+        "ffmpeg could not extract frame {n}"
+    );
+    out
+}
+
+fn check_frame_100(dets: &[Detection], w: f32, h: f32) {
+    let people: Vec<_> = dets
+        .iter()
+        .filter(|d| &*d.class == "person" && d.score >= 0.35)
+        .collect();
+    assert!(people.len() >= 5, "expected several people, got {dets:#?}");
+    // The parked van and car are at the top right of the view.
+    let vehicle = dets.iter().find(|d| {
+        let cx = (d.bbox[0] + d.bbox[2]) / 2.0;
+        let cy = (d.bbox[1] + d.bbox[3]) / 2.0;
+        matches!(&*d.class, "car" | "truck") && cx > w * 0.5 && cy < h * 0.5
+    });
+    assert!(
+        vehicle.is_some(),
+        "expected a car or truck at the top right, got {dets:#?}"
+    );
+    for d in dets {
+        let [x1, y1, x2, y2] = d.bbox;
+        assert!(
+            0.0 <= x1 && x1 < x2 && x2 <= w && 0.0 <= y1 && y1 < y2 && y2 <= h,
+            "box outside the frame: {d:?}"
+        );
+        assert!((0.35..=1.0).contains(&d.score), "{d:?}");
+    }
+}
+
+#[test]
+fn nanodet_320_finds_people_and_the_van_in_vtest_frame_100() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = image_io::decode_image(&vtest_frame(dir.path(), 100)).unwrap();
+    assert_eq!((image.width(), image.height()), (768, 576));
+    let mut det = detector("nanodet-m-320.toml");
+    // Full-size frame: resized inside the detector.
+    let dets = det.detect(&image.as_frame(), (768, 576)).unwrap();
+    check_frame_100(&dets, 768.0, 576.0);
+
+    // The pipeline's way: the frame already scaled to the letterbox size.
+    let lb = det.letterbox(768, 576);
+    assert_eq!((lb.scaled_w, lb.scaled_h), (320, 240));
+    let scaled = scale_with_ffmpeg(dir.path(), 100, lb.scaled_w, lb.scaled_h);
+    let dets_scaled = det.detect(&scaled.as_frame(), (768, 576)).unwrap();
+    check_frame_100(&dets_scaled, 768.0, 576.0);
+    let count = |d: &[Detection]| d.iter().filter(|d| &*d.class == "person").count() as i64;
+    assert!(
+        (count(&dets) - count(&dets_scaled)).abs() <= 2,
+        "{dets:#?}\nvs\n{dets_scaled:#?}"
+    );
+}
+
+fn scale_with_ffmpeg(dir: &Path, n: u32, w: u32, h: u32) -> super::BgrImage {
+    let video = repo().join("../shared/media/vtest.avi");
+    let out = dir.join(format!("vtest-{n}-{w}x{h}.png"));
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&video)
+        .args([
+            "-vf",
+            &format!("select=eq(n\\,{n}),scale={w}:{h}:flags=bilinear"),
+            "-frames:v",
+            "1",
+        ])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    image_io::decode_image(&out).unwrap()
+}
+
+#[test]
+fn nanodet_416_agrees_on_frame_100() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = image_io::decode_image(&vtest_frame(dir.path(), 100)).unwrap();
+    let mut det = detector("nanodet-m-416.toml");
+    assert_eq!(det.input_size(), (416, 416));
+    let dets = det.detect(&image.as_frame(), (768, 576)).unwrap();
+    check_frame_100(&dets, 768.0, 576.0);
+}
+
+#[test]
+fn manifest_weights_match_their_sha256() {
+    for name in ["nanodet-m-320.toml", "nanodet-m-416.toml"] {
+        let m = manifest(name);
+        m.verify_sha256().unwrap();
+        assert_eq!(m.load_labels().unwrap()[7].as_ref(), "truck");
+    }
+}
+
+#[test]
+fn tampered_weights_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = manifest("nanodet-m-320.toml");
+    let copy = dir.path().join("w.onnx");
+    let mut bytes = std::fs::read(&m.file).unwrap();
+    bytes[1000] ^= 1;
+    std::fs::write(&copy, bytes).unwrap();
+    m.file = copy;
+    let err = m.verify_sha256().unwrap_err().to_string();
+    assert!(err.contains("w.onnx") && err.contains(&m.sha256), "{err}");
+}
+
+#[test]
+fn wrong_input_name_is_reported_with_the_real_names() {
+    let rt =
+        runtime::init(None).unwrap_or_else(|e| panic!("ONNX Runtime needed for this test: {e}"));
+    let mut m = manifest("nanodet-m-320.toml");
+    m.input.name = "images".into();
+    let err = OrtDetector::load(rt, &m, &OrtDetectorOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("\"images\"") && err.contains("\"image\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn detect_command_prints_json_lines_and_reports_bad_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let frame = vtest_frame(dir.path(), 100);
+    let junk = dir.path().join("junk.jpg");
+    std::fs::write(&junk, b"not an image").unwrap();
+    let model = repo().join("models/nanodet-m-320.toml");
+    let mut out = Vec::new();
+    let result =
+        super::command::run_detect(&model, &[frame.clone(), junk.clone()], true, None, &mut out);
+    assert_eq!(result.unwrap_err().to_string(), "1 of 2 images failed");
+    let stdout = String::from_utf8(out).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "one line per image: {stdout}");
+    assert_eq!(lines[0]["image"], frame.display().to_string());
+    assert_eq!(
+        (lines[0]["width"].as_u64(), lines[0]["height"].as_u64()),
+        (Some(768), Some(576))
+    );
+    let parsed: Vec<Detection> = lines[0]["detections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let b: Vec<f32> = d["box"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
+            Detection {
+                class_id: d["class_id"].as_u64().unwrap() as usize,
+                class: d["class"].as_str().unwrap().into(),
+                score: d["score"].as_f64().unwrap() as f32,
+                bbox: [b[0], b[1], b[2], b[3]],
+            }
+        })
+        .collect();
+    check_frame_100(&parsed, 768.0, 576.0);
+    assert_eq!(lines[1]["image"], junk.display().to_string());
+    assert!(
+        lines[1]["error"].as_str().unwrap().contains("junk.jpg"),
+        "{}",
+        lines[1]
+    );
+
+    // The readable table names each image and lists its boxes.
+    let mut table = Vec::new();
+    super::command::run_detect(
+        &model,
+        std::slice::from_ref(&frame),
+        false,
+        None,
+        &mut table,
+    )
+    .unwrap();
+    let table = String::from_utf8(table).unwrap();
+    assert!(
+        table.contains(&format!("{}: 768x576", frame.display())) && table.contains("person"),
+        "{table}"
+    );
+}
+
+#[test]
+fn pool_serves_two_cameras_with_the_real_model() {
+    let rt =
+        runtime::init(None).unwrap_or_else(|e| panic!("ONNX Runtime needed for this test: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let image = image_io::decode_image(&vtest_frame(dir.path(), 100)).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let config = super::PoolConfig {
+        workers: 2,
+        detector: OrtDetectorOptions {
+            intra_threads: 1,
+            ..Default::default()
+        },
+    };
+    let pool = super::DetectorPool::from_manifest(rt, &manifest("nanodet-m-320.toml"), &config, tx)
+        .unwrap();
+    assert_eq!(pool.workers(), 2);
+    for camera in ["gate-1", "gate-2"] {
+        let request = super::DetectRequest {
+            camera: camera.into(),
+            frame: image.clone(),
+            source: (768, 576),
+            seq: 100,
+            captured_at: std::time::Instant::now(),
+        };
+        pool.submit(request).unwrap();
+    }
+    let mut cameras = Vec::new();
+    for _ in 0..2 {
+        let result = rx.blocking_recv().unwrap();
+        check_frame_100(&result.detections.unwrap(), 768.0, 576.0);
+        assert!(result.inference > std::time::Duration::ZERO);
+        cameras.push(result.camera.to_string());
+    }
+    cameras.sort();
+    assert_eq!(cameras, vec!["gate-1", "gate-2"]);
+    pool.shutdown();
+}
