@@ -1,0 +1,233 @@
+//! Delivery acks: telling each edge which outbox records ingest has stored.
+//!
+//! The writer reports every stored telemetry batch as an [`AckEntry`]. The
+//! acker collects them per edge in an [`AckBatcher`] and, every `interval`
+//! (200 ms in production), publishes one [`DeliveryAck`] per edge that has
+//! something new, as JSON with QoS 1 on `{prefix}/{site}/{edge}/ack`. The
+//! sequence numbers come out as merged ranges, so a burst of thousands of
+//! batches is a few bytes on the wire.
+//!
+//! Guarantees and limits: an ack is only ever built from entries the writer
+//! reported after a successful (or definitively refused) write. Publishing
+//! goes through [`AckPublisher`]; a failure is logged and the entries are
+//! not retried, because a lost ack only makes the edge send the batch again
+//! and the database write is idempotent (same series, same timestamp). When
+//! the input channel closes (shutdown), whatever is pending is published
+//! before the task returns.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parkwatch_protocol::{DeliveryAck, EdgeTopic, TopicKind, encode_json};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::metrics::Metrics;
+
+/// One stored outbox record of one edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckEntry {
+    /// Site id.
+    pub site: String,
+    /// Edge id.
+    pub edge: String,
+    /// The record's outbox sequence number.
+    pub seq: u64,
+}
+
+/// Acks waiting to be published, per `(site, edge)`.
+#[derive(Debug, Default)]
+pub struct AckBatcher {
+    pending: BTreeMap<(String, String), Vec<u64>>,
+}
+
+/// One ack ready to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingAck {
+    /// Full topic name.
+    pub topic: String,
+    /// The ack.
+    pub ack: DeliveryAck,
+}
+
+impl AckBatcher {
+    /// Records one stored sequence number.
+    pub fn add(&mut self, e: AckEntry) {
+        self.pending
+            .entry((e.site, e.edge))
+            .or_default()
+            .push(e.seq);
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Takes everything pending as one ack per edge, topics under `prefix`.
+    /// Entries whose site or edge cannot form a topic (impossible for ids
+    /// that came through the protocol's topic parser) are logged and skipped.
+    pub fn drain(&mut self, prefix: &str) -> Vec<OutgoingAck> {
+        let pending = std::mem::take(&mut self.pending);
+        let mut out = Vec::with_capacity(pending.len());
+        for ((site, edge), seqs) in pending {
+            match EdgeTopic::new(&site, &edge, TopicKind::Ack) {
+                Ok(t) => out.push(OutgoingAck {
+                    topic: t.render(prefix),
+                    ack: DeliveryAck::from_seqs(&edge, seqs),
+                }),
+                Err(e) => warn!(%site, %edge, err = %e, "Cannot address an ack; skipped."),
+            }
+        }
+        out
+    }
+}
+
+/// Where acks are published: the MQTT client, or a test fake.
+pub trait AckPublisher: Send + Sync + 'static {
+    /// Publishes `payload` on `topic` with QoS 1, not retained.
+    fn publish(
+        &self,
+        topic: String,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Runs the acker until `rx` closes, then publishes what is pending.
+pub async fn run_acker<P: AckPublisher>(
+    mut rx: mpsc::Receiver<AckEntry>,
+    publisher: P,
+    prefix: String,
+    interval: Duration,
+    metrics: Arc<Metrics>,
+) {
+    let mut batcher = AckBatcher::default();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            e = rx.recv() => match e {
+                Some(e) => batcher.add(e),
+                None => break,
+            },
+            _ = tick.tick() => {
+                if !batcher.is_empty() {
+                    publish_all(&mut batcher, &publisher, &prefix, &metrics).await;
+                }
+            }
+        }
+    }
+    publish_all(&mut batcher, &publisher, &prefix, &metrics).await;
+    debug!("Acker finished.");
+}
+
+async fn publish_all<P: AckPublisher>(
+    batcher: &mut AckBatcher,
+    publisher: &P,
+    prefix: &str,
+    metrics: &Metrics,
+) {
+    for out in batcher.drain(prefix) {
+        let ranges = out.ack.acked.len();
+        match publisher
+            .publish(out.topic.clone(), encode_json(&out.ack))
+            .await
+        {
+            Ok(()) => {
+                metrics.ack_published();
+                debug!(topic = %out.topic, ranges, "Published delivery ack.");
+            }
+            Err(e) => {
+                warn!(topic = %out.topic, err = %e, "Cannot publish delivery ack; the edge will resend.")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use parkwatch_protocol::{SeqRange, decode_ack};
+
+    use super::*;
+
+    fn entry(site: &str, edge: &str, seq: u64) -> AckEntry {
+        AckEntry {
+            site: site.into(),
+            edge: edge.into(),
+            seq,
+        }
+    }
+
+    #[test]
+    fn batcher_merges_ranges_per_edge() {
+        let mut b = AckBatcher::default();
+        for seq in [5, 3, 4, 9, 4] {
+            b.add(entry("etdz", "edge-p01", seq));
+        }
+        b.add(entry("etdz", "edge-p02", 1));
+        let out = b.drain("parkwatch");
+        assert!(b.is_empty());
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].topic, "parkwatch/etdz/edge-p01/ack");
+        assert_eq!(
+            out[0].ack.acked,
+            vec![
+                SeqRange { first: 3, last: 5 },
+                SeqRange { first: 9, last: 9 }
+            ]
+        );
+        assert_eq!(out[1].topic, "parkwatch/etdz/edge-p02/ack");
+        assert_eq!(out[1].ack.edge, "edge-p02");
+    }
+
+    type Published = Vec<(String, Vec<u8>)>;
+
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Published>>);
+
+    impl AckPublisher for Recorder {
+        async fn publish(&self, topic: String, payload: Vec<u8>) -> Result<(), String> {
+            if let Ok(mut v) = self.0.lock() {
+                v.push((topic, payload));
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn acker_publishes_at_most_once_per_interval_and_on_close() {
+        let (tx, rx) = mpsc::channel(16);
+        let rec = Recorder::default();
+        let metrics = Arc::new(Metrics::default());
+        let task = tokio::spawn(run_acker(
+            rx,
+            rec.clone(),
+            "pw".into(),
+            Duration::from_millis(200),
+            metrics.clone(),
+        ));
+        // Let the first (immediate) tick pass.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        for seq in 1..=3 {
+            let _ = tx.send(entry("s1", "e1", seq)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(rec.0.lock().map(|v| v.is_empty()).unwrap_or(false));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = tx.send(entry("s1", "e1", 4)).await;
+        drop(tx);
+        let _ = task.await;
+        let got = rec.0.lock().map(|v| v.clone()).unwrap_or_default();
+        assert_eq!(got.len(), 2, "one tick, one final flush");
+        let first = decode_ack(&got[0].1).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got[0].0, "pw/s1/e1/ack");
+        assert_eq!(first.seqs().collect::<Vec<_>>(), vec![1, 2, 3]);
+        let second = decode_ack(&got[1].1).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(second.seqs().collect::<Vec<_>>(), vec![4]);
+        assert_eq!(metrics.acks_published(), 2);
+    }
+}

@@ -1,0 +1,90 @@
+//! `parkctl`'s incident commands: `tail` (the live alarm stream),
+//! `incidents list|show|report|act` (the closed loop from the terminal) and
+//! `token new|hash` (API tokens).
+//!
+//! Every command that talks to ingest takes `--url` (env `PARKWATCH_URL`,
+//! default `http://127.0.0.1:8080`) and a token from `--token` (env
+//! `PARKWATCH_TOKEN`) or `--token-file`. Exit codes: 0 done, 1 the server
+//! refused (the error body is printed), 2 usage, connection or output
+//! error.
+
+pub mod client;
+pub mod format;
+pub mod incidents;
+pub mod tail;
+pub mod token;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+pub use client::{ApiClient, CliError};
+
+/// Where ingest is and how to authenticate.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// Base URL of ingest's HTTP server.
+    #[arg(long, env = "PARKWATCH_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// API token (see `parkctl token new`).
+    #[arg(long, env = "PARKWATCH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// File holding the API token (trailing newline removed).
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+    /// UTC offset for printed times, `+HH:MM`.
+    #[arg(long, default_value = "+08:00", value_name = "OFFSET")]
+    pub utc_offset: String,
+}
+
+/// The incident subcommands, for `parkctl`'s command enum.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Follow alarms and incident changes live, one line per event;
+    /// reconnects and resumes automatically.
+    Tail(tail::TailArgs),
+    /// Work the incident loop: list, show, report, act.
+    Incidents {
+        /// What to do.
+        #[command(subcommand)]
+        command: incidents::IncidentsCommand,
+    },
+    /// Make API tokens and their configuration entries.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
+}
+
+/// Runs one command to completion.
+pub fn run(cmd: Command) -> ExitCode {
+    if let Command::Token { command } = cmd {
+        return token::run(command);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("parkctl: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cmd {
+            Command::Tail(args) => tail::run(args).await,
+            Command::Incidents { command } => incidents::run(command).await,
+            Command::Token { .. } => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("parkctl: {e}");
+            e.exit_code()
+        }
+    }
+}
