@@ -1,0 +1,384 @@
+//! The parkwatch processes themselves, as the end-to-end tests start them:
+//! `parkwatch-ingest` (embedded broker, writing to a [`VictoriaMetrics`])
+//! and `parkwatch-edge`, each with a configuration written from the
+//! documented keys (docs/configuration.md, docs/ingest.md) into a temporary
+//! folder.
+
+use std::collections::HashMap;
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::process::{ChildGuard, ChildSpec};
+use crate::{VictoriaMetrics, bin, free_port, port_open, repo_root, wait_for};
+
+/// The site id the tests use.
+pub const SITE: &str = "etdz-test";
+
+/// A running `parkwatch-ingest` with an embedded broker.
+#[derive(Debug)]
+pub struct Ingest {
+    child: ChildGuard,
+    mqtt_port: u16,
+    http_port: u16,
+    dir: TempDir,
+}
+
+impl Ingest {
+    /// Starts ingest with an embedded broker on a free port, accepting the
+    /// given `(edge, password)` pairs, writing time series to `vm`.
+    #[track_caller]
+    pub fn start(vm: &VictoriaMetrics, edges: &[(&str, &str)]) -> Self {
+        Self::start_with(vm, edges, "")
+    }
+
+    /// As [`Self::start`], with extra TOML appended to the configuration.
+    #[track_caller]
+    pub fn start_with(vm: &VictoriaMetrics, edges: &[(&str, &str)], extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let (mqtt_port, http_port) = (free_port(), free_port());
+        let mut toml = format!(
+            r#"site = "{SITE}"
+topic_prefix = "parkwatch"
+data_dir = "{data}"
+
+[broker]
+mode = "embedded"
+listen = "127.0.0.1:{mqtt_port}"
+allow_anonymous = false
+"#,
+            data = dir.path().join("data").display(),
+        );
+        for (edge, password) in edges {
+            toml.push_str(&format!(
+                "\n[[broker.edges]]\nedge = \"{edge}\"\npassword = \"{password}\"\n"
+            ));
+        }
+        toml.push_str(&format!(
+            r#"
+[timeseries]
+url = "{url}"
+org = "parkwatch"
+bucket = "parkwatch"
+batch_points = 1000
+flush_interval_ms = 200
+
+[http]
+listen = "127.0.0.1:{http_port}"
+{extra}"#,
+            url = vm.base_url(),
+        ));
+        let path = dir.path().join("ingest.toml");
+        std::fs::write(&path, toml).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let child = ChildSpec::new("parkwatch-ingest", bin("parkwatch-ingest"))
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .current_dir(repo_root())
+            .spawn();
+        let mut ingest = Self {
+            child,
+            mqtt_port,
+            http_port,
+            dir,
+        };
+        ingest.wait_ready();
+        ingest
+    }
+
+    #[track_caller]
+    fn wait_ready(&mut self) {
+        let (mqtt, http) = (self.mqtt_port, self.http_port);
+        let child = &mut self.child;
+        wait_for(
+            "parkwatch-ingest to listen",
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            || {
+                assert!(child.is_running(), "ingest exited: {}", child.log_tail(40));
+                (port_open(mqtt) && port_open(http)).then_some(())
+            },
+        );
+    }
+
+    pub fn mqtt_port(&self) -> u16 {
+        self.mqtt_port
+    }
+
+    pub fn http_port(&self) -> u16 {
+        self.http_port
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("ingest.toml")
+    }
+
+    pub fn child(&mut self) -> &mut ChildGuard {
+        &mut self.child
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.child.log_tail(lines)
+    }
+
+    /// Starts ingest again (same configuration and data) and waits for it.
+    #[track_caller]
+    pub fn start_again(&mut self) {
+        self.child.start_again();
+        self.wait_ready();
+    }
+
+    /// `GET path` on ingest's HTTP listener: (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.http_port, path)
+    }
+
+    /// The Prometheus text of `/metrics`.
+    #[track_caller]
+    pub fn metrics(&self) -> String {
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200, "/metrics: {body}");
+        body
+    }
+}
+
+/// A minimal blocking HTTP/1.1 GET on 127.0.0.1; (status, body). Status 0
+/// when the connection fails.
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    let Ok(mut sock) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    if sock.write_all(req.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut raw = Vec::new();
+    let _ = sock.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = match text.split_once("\r\n\r\n") {
+        Some((head, body))
+            if head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked") =>
+        {
+            dechunk(body)
+        }
+        Some((_, body)) => body.to_owned(),
+        None => String::new(),
+    };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// What an edge configuration for a test holds.
+#[derive(Debug, Clone)]
+pub struct EdgeSpec<'a> {
+    pub edge: &'a str,
+    pub password: &'a str,
+    pub mqtt_port: u16,
+    pub telemetry_secs: f64,
+    /// `(camera id, RTSP url, extra TOML inside the [[cameras]] table: zones, rules)`.
+    pub cameras: Vec<(String, String, String)>,
+    /// More TOML at the end of the file (e.g. `[[sensors]]` tables).
+    pub extra: String,
+}
+
+/// Writes an edge configuration into `dir` and returns its path. The
+/// outbox lives in `dir/outbox`; the metrics listener is off.
+pub fn edge_config(dir: &Path, spec: &EdgeSpec<'_>) -> PathBuf {
+    let mut toml = format!(
+        r#"edge_id = "{edge}"
+site = "{SITE}"
+
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+username = "{edge}"
+password = "{password}"
+keepalive_secs = 5
+
+[telemetry]
+interval_secs = {telemetry}
+
+[outbox]
+dir = "{outbox}"
+fsync = "batch"
+
+[detector]
+model = "{model}"
+
+[metrics]
+listen = ""
+"#,
+        edge = spec.edge,
+        port = spec.mqtt_port,
+        password = spec.password,
+        telemetry = spec.telemetry_secs,
+        outbox = dir.join("outbox").display(),
+        model = repo_root().join("models/nanodet-m-320.toml").display(),
+    );
+    for (id, url, extra) in &spec.cameras {
+        toml.push_str(&format!(
+            "\n[[cameras]]\nid = \"{id}\"\nurl = \"{url}\"\nstale_after_secs = 5\n{extra}\n"
+        ));
+    }
+    toml.push_str(&spec.extra);
+    let path = dir.join(format!("{}.toml", spec.edge));
+    std::fs::write(&path, toml).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    path
+}
+
+/// Starts `parkwatch-edge --config path`.
+#[track_caller]
+pub fn start_edge(config: &Path) -> ChildGuard {
+    ChildSpec::new("parkwatch-edge", bin("parkwatch-edge"))
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .current_dir(repo_root())
+        .spawn()
+}
+
+/// `deploy/modbus-sim.py` (PyPI's pymodbus) playing the park's Modbus
+/// devices, with its control port for changing registers and muting units.
+#[derive(Debug)]
+pub struct ModbusSim {
+    child: ChildGuard,
+    port: u16,
+    control: u16,
+}
+
+impl ModbusSim {
+    /// Starts the simulator with `args` (e.g. `--unit 1 --set 1:h:0:u16:523`)
+    /// on ports it picks itself, and waits for its ready line.
+    #[track_caller]
+    pub fn start(args: &[&str]) -> Self {
+        let pythonpath = std::env::var("PARKWATCH_PYTHONPATH")
+            .unwrap_or_else(|_| "/opt/parkwatch/python".to_owned());
+        let mut child = ChildSpec::new("modbus-sim", "python3")
+            .arg(repo_root().join("deploy/modbus-sim.py"))
+            .args(["--port", "0", "--control-port", "0"])
+            .args(args)
+            .env("PYTHONPATH", pythonpath)
+            .spawn();
+        let line = child.wait_for_log("ready port=", Duration::from_secs(30));
+        let ready = line
+            .lines()
+            .find(|l| l.starts_with("ready "))
+            .unwrap_or_else(|| panic!("no ready line from modbus-sim: {line}"))
+            .to_owned();
+        let field = |name: &str| -> u16 {
+            ready
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {ready:?}"))
+        };
+        let (port, control) = (field("port="), field("control="));
+        Self {
+            child,
+            port,
+            control,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Sends one control command (`set 1 h 0 u16 800`, `mute 2`, ...) and
+    /// returns the reply; panics unless it starts with `ok`.
+    #[track_caller]
+    pub fn control(&self, command: &str) -> String {
+        use std::io::BufRead as _;
+        let mut sock = std::net::TcpStream::connect(("127.0.0.1", self.control))
+            .unwrap_or_else(|e| panic!("modbus-sim control port: {e}"));
+        let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
+        sock.write_all(format!("{command}\n").as_bytes())
+            .unwrap_or_else(|e| panic!("modbus-sim control: {e}"));
+        let mut reply = String::new();
+        let _ = std::io::BufReader::new(&sock).read_line(&mut reply);
+        assert!(reply.starts_with("ok"), "modbus-sim {command:?}: {reply:?}");
+        reply.trim().to_owned()
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.child.log_tail(lines)
+    }
+}
+
+/// Alarm events seen on the broker, de-duplicated by the edge's sequence
+/// number (the edge re-sends what ingest has not acknowledged).
+pub struct AlarmTap {
+    sub: ChildGuard,
+}
+
+impl AlarmTap {
+    pub fn start(port: u16, user: &str, password: &str) -> Self {
+        // Line-buffered: mosquitto_sub's stdout is a file here.
+        let sub = ChildSpec::new("mosquitto_sub", "stdbuf")
+            .args(["-oL", "/usr/bin/mosquitto_sub"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-u",
+                user,
+                "-P",
+                password,
+            ])
+            .args(["-t", "parkwatch/+/+/alarms", "-q", "1", "-i", "alarm-tap"])
+            .spawn();
+        Self { sub }
+    }
+
+    pub fn events(&self) -> Vec<Value> {
+        let mut by_seq: HashMap<(String, u64), Value> = HashMap::new();
+        for line in self.sub.log().lines() {
+            if let Ok(v) = serde_json::from_str::<Value>(line) {
+                let key = (
+                    v["edge"].as_str().unwrap_or("").to_owned(),
+                    v["seq"].as_u64().unwrap_or(0),
+                );
+                by_seq.entry(key).or_insert(v);
+            }
+        }
+        let mut all: Vec<Value> = by_seq.into_values().collect();
+        all.sort_by_key(|v| v["seq"].as_u64());
+        all
+    }
+
+    /// The first event of `source` (a camera or a sensor id), rule and
+    /// event type.
+    pub fn find(&self, source: &str, rule: &str, event: &str) -> Option<Value> {
+        self.events().into_iter().find(|v| {
+            (v["camera"] == source || v["sensor"] == source)
+                && v["rule_id"] == rule
+                && v["event"] == event
+        })
+    }
+}
