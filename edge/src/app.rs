@@ -197,6 +197,10 @@ pub async fn run(config: EdgeConfig) -> anyhow::Result<()> {
         username: config.mqtt.username.clone(),
         password: config.mqtt_password().map_err(|p| anyhow::anyhow!("{p}"))?,
         keepalive: Duration::from_secs(config.mqtt.keepalive_secs),
+        tls: config
+            .mqtt_ca_file()
+            .map(|ca| crate::uplink::TlsSettings::load(&ca))
+            .transpose()?,
     };
     let uplink_task = tokio::spawn(run_uplink(
         uplink,

@@ -20,16 +20,36 @@
 //!   order within each class. Ingest recognises duplicates by sequence number
 //!   and alarm id, so "at least once" on the wire is "exactly once" in effect.
 //! - Reconnects back off with jitter (0.5 s doubling to 30 s).
+//! - The retained status follows the cameras: when a camera's state changes
+//!   (streaming, stale, offline...) the status is published again, with a
+//!   higher `seq`, so a late subscriber always reads the current states.
+//!
+//! # TLS
+//! With `mqtt.ca_file` set the connection is TLS (rustls with the *ring*
+//! provider, TLS 1.2 and 1.3): the broker's certificate must chain to one of
+//! the CA certificates in that PEM file and name the configured host (a DNS
+//! name, or an IP address in its subjectAltName). Nothing else is trusted:
+//! not the system's roots. The file is read once, at start-up, by
+//! [`TlsSettings::load`], which fails with the file's name when it cannot be
+//! read or holds no usable certificate; a handshake that fails later (wrong
+//! CA, wrong name) is logged with host, port and CA file, and retried with
+//! the usual backoff.
 
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use parkwatch_protocol::{
     EdgeStatus, EdgeTopic, TopicKind, decode_ack, edge_subscriptions, encode_json,
 };
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration,
+    Transport,
+};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
 use tokio::sync::{Notify, mpsc, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
 use crate::metrics::EdgeMetrics;
@@ -49,6 +69,91 @@ pub struct UplinkSpec {
     pub username: Option<String>,
     pub password: Option<String>,
     pub keepalive: Duration,
+    /// TLS towards the broker; `None` is plain TCP.
+    pub tls: Option<TlsSettings>,
+}
+
+/// Why the TLS settings could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("mqtt.ca_file {}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("mqtt.ca_file {}: not a PEM certificate file: {reason}", path.display())]
+    Pem { path: PathBuf, reason: String },
+    #[error("mqtt.ca_file {}: no usable CA certificate in the file{}", path.display(), if *.skipped > 0 { format!(" ({skipped} refused)") } else { String::new() })]
+    NoCertificate { path: PathBuf, skipped: usize },
+    #[error("TLS set-up: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// TLS towards the broker: the CA file it came from (for logs) and the
+/// client configuration built from it.
+#[derive(Clone)]
+pub struct TlsSettings {
+    pub ca_file: PathBuf,
+    config: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("ca_file", &self.ca_file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Makes rustls' *ring* provider the process default, once. Another
+/// provider installed earlier (by a library) is kept: rustls allows one.
+pub fn install_crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<rustls::crypto::CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| {
+            let ring = rustls::crypto::ring::default_provider();
+            match ring.install_default() {
+                Ok(()) => {}
+                Err(_already) => debug!("A rustls crypto provider was already installed."),
+            }
+            rustls::crypto::CryptoProvider::get_default()
+                .cloned()
+                .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
+        })
+        .clone()
+}
+
+impl TlsSettings {
+    /// Reads the CA certificates (PEM) in `ca_file` and builds a client
+    /// configuration that trusts exactly them.
+    pub fn load(ca_file: &Path) -> Result<Self, TlsError> {
+        let pem = std::fs::read(ca_file).map_err(|source| TlsError::Read {
+            path: ca_file.to_owned(),
+            source,
+        })?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TlsError::Pem {
+                path: ca_file.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let mut roots = rustls::RootCertStore::empty();
+        let (_added, skipped) = roots.add_parsable_certificates(certs);
+        if roots.is_empty() {
+            return Err(TlsError::NoCertificate {
+                path: ca_file.to_owned(),
+                skipped,
+            });
+        }
+        let config = rustls::ClientConfig::builder_with_provider(install_crypto_provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self {
+            ca_file: ca_file.to_owned(),
+            config: Arc::new(config),
+        })
+    }
 }
 
 impl std::fmt::Debug for UplinkSpec {
@@ -59,6 +164,7 @@ impl std::fmt::Debug for UplinkSpec {
             .field("port", &self.port)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -98,6 +204,11 @@ pub async fn run_uplink(
     options.set_keep_alive(spec.keepalive);
     options.set_clean_session(true);
     options.set_max_packet_size(8 * 1024 * 1024, 8 * 1024 * 1024);
+    if let Some(tls) = &spec.tls {
+        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            tls.config.clone(),
+        )));
+    }
     if let Some(user) = &spec.username {
         options.set_credentials(user.clone(), spec.password.clone().unwrap_or_default());
     }
@@ -111,13 +222,19 @@ pub async fn run_uplink(
 
     // The event loop task: polls rumqttc, forwards what matters.
     let (ev_tx, mut ev_rx) = mpsc::channel::<LinkEvent>(1024);
-    let edge_for_log = spec.edge.clone();
+    let log_spec = spec.clone();
     let poller = tokio::spawn(async move {
+        let spec = log_spec;
+        let ca_file = spec.tls.as_ref().map(|t| t.ca_file.display().to_string());
         let mut backoff = Backoff::network();
+        // Whether the current connection got as far as a ConnAck: a failure
+        // before that is a failed connect, not a lost link.
+        let mut up = false;
         loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     backoff.reset();
+                    up = true;
                     if ev_tx.send(LinkEvent::Connected).await.is_err() {
                         return;
                     }
@@ -142,7 +259,22 @@ pub async fn run_uplink(
                         return;
                     }
                     let delay = backoff.next_delay();
-                    warn!(edge = %edge_for_log, err = %e, delay_ms = delay.as_millis() as u64, "MQTT connection lost; reconnecting.");
+                    let delay_ms = delay.as_millis() as u64;
+                    let (edge, host, port) = (&spec.edge, &spec.host, spec.port);
+                    let ca = ca_file.as_deref().unwrap_or("-");
+                    if matches!(e, ConnectionError::Tls(_)) {
+                        error!(
+                            edge = %edge, host = %host, port, ca_file = %ca, err = %e, delay_ms,
+                            "TLS handshake with the MQTT broker failed (check that mqtt.ca_file \
+                             holds the CA that signed the broker's certificate and that the \
+                             certificate names the host); retrying."
+                        );
+                    } else if up {
+                        warn!(edge = %edge, host = %host, port, err = %e, delay_ms, "MQTT connection lost; reconnecting.");
+                    } else {
+                        warn!(edge = %edge, host = %host, port, tls = ca_file.is_some(), err = %e, delay_ms, "MQTT connection failed; retrying.");
+                    }
+                    up = false;
                     tokio::time::sleep(delay).await;
                 }
             }
@@ -151,7 +283,13 @@ pub async fn run_uplink(
 
     let mut connected = false;
     let mut window = 0usize;
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut status_pub = StatusPublisher {
+        topic: status_topic.clone(),
+        status: status.clone(),
+        seq: 0,
+        published: Vec::new(),
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -168,8 +306,7 @@ pub async fn run_uplink(
                                 warn!(edge = %spec.edge, filter = %filter, err = %e, "Subscribe failed.");
                             }
                         }
-                        let online = encode_json(&status(true));
-                        if let Err(e) = client.publish(status_topic.clone(), QoS::AtLeastOnce, true, online).await {
+                        if let Err(e) = status_pub.publish(&client).await {
                             warn!(edge = %spec.edge, err = %e, "Publishing status failed.");
                         }
                         lock(&outbox).on_reconnect();
@@ -202,7 +339,18 @@ pub async fn run_uplink(
                 }
             }
             _ = wake.notified() => {}
-            _ = tick.tick() => {}
+            _ = tick.tick() => {
+                // The batch fsync policy syncs on a timer as well as on volume.
+                if let Err(e) = lock(&outbox).sync_if_due() {
+                    warn!(edge = %spec.edge, err = %e, "Outbox sync failed.");
+                }
+                if connected && status_pub.cameras_changed() {
+                    debug!(edge = %spec.edge, "Camera state changed; publishing status.");
+                    if let Err(e) = status_pub.publish(&client).await {
+                        warn!(edge = %spec.edge, err = %e, "Publishing status failed.");
+                    }
+                }
+            }
             _ = shutdown.changed() => break,
         }
         if connected {
@@ -211,7 +359,7 @@ pub async fn run_uplink(
                 let Some(rec) = next else { break };
                 let topic = format!("{}/{}/{}/{}", spec.prefix, spec.site, spec.edge, rec.topic);
                 match client
-                    .publish(topic, QoS::AtLeastOnce, false, rec.payload.to_vec())
+                    .publish_bytes(topic, QoS::AtLeastOnce, false, rec.payload)
                     .await
                 {
                     Ok(()) => {
@@ -229,7 +377,9 @@ pub async fn run_uplink(
 
     // Clean shutdown: say offline while the link is still up.
     if connected {
-        let offline = encode_json(&status(false));
+        let mut offline = status(false);
+        offline.seq = status_pub.seq + 1;
+        let offline = encode_json(&offline);
         let _ = client
             .publish(status_topic, QoS::AtLeastOnce, true, offline)
             .await;
@@ -245,6 +395,43 @@ pub async fn run_uplink(
         let _ = client.disconnect().await;
     }
     poller.abort();
+    if let Err(e) = lock(&outbox).sync() {
+        warn!(edge = %spec.edge, err = %e, "Outbox sync at shutdown failed.");
+    }
+}
+
+/// Publishes the retained online status: numbered within this run, and
+/// again whenever a camera's state differs from the last one published.
+struct StatusPublisher {
+    topic: String,
+    status: StatusFn,
+    seq: u64,
+    published: Vec<(String, parkwatch_protocol::CameraState)>,
+}
+
+impl StatusPublisher {
+    async fn publish(&mut self, client: &AsyncClient) -> Result<(), rumqttc::ClientError> {
+        self.seq += 1;
+        let mut st = (self.status)(true);
+        st.seq = self.seq;
+        self.published = camera_states(&st);
+        client
+            .publish(self.topic.clone(), QoS::AtLeastOnce, true, encode_json(&st))
+            .await
+    }
+
+    fn cameras_changed(&self) -> bool {
+        camera_states(&(self.status)(true)) != self.published
+    }
+}
+
+/// The `(camera, state)` pairs of a status message.
+fn camera_states(status: &EdgeStatus) -> Vec<(String, parkwatch_protocol::CameraState)> {
+    status
+        .cameras
+        .iter()
+        .map(|c| (c.id.clone(), c.state))
+        .collect()
 }
 
 enum LinkEvent {
@@ -256,4 +443,48 @@ enum LinkEvent {
 
 fn lock(outbox: &Mutex<Outbox>) -> std::sync::MutexGuard<'_, Outbox> {
     outbox.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_ca_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("absent-ca.pem");
+        let err = TlsSettings::load(&path).unwrap_err();
+        assert!(matches!(err, TlsError::Read { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("mqtt.ca_file") && msg.contains("absent-ca.pem"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_file_without_certificates_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key-only.pem");
+        std::fs::write(
+            &path,
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIH8=\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let err = TlsSettings::load(&path).unwrap_err();
+        assert!(matches!(err, TlsError::NoCertificate { .. }), "{err:?}");
+        assert!(err.to_string().contains("key-only.pem"), "{err}");
+
+        // A certificate block that is not DER is no usable CA either.
+        std::fs::write(
+            &path,
+            "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let err = TlsSettings::load(&path).unwrap_err();
+        assert!(
+            matches!(err, TlsError::NoCertificate { skipped: 1, .. }),
+            "{err:?}"
+        );
+    }
 }

@@ -142,6 +142,7 @@ fn init_logging(flag: Option<&str>) -> Result<(), String> {
         },
     };
     let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .with_filter(parkwatch_ingest::broker::redact_filter());
     tracing_subscriber::registry()

@@ -209,6 +209,12 @@ pub struct EdgeSpec<'a> {
 /// Writes an edge configuration into `dir` and returns its path. The
 /// outbox lives in `dir/outbox`; the metrics listener is off.
 pub fn edge_config(dir: &Path, spec: &EdgeSpec<'_>) -> PathBuf {
+    edge_config_with_mqtt(dir, spec, "")
+}
+
+/// [`edge_config`] with more keys in its `[mqtt]` table (e.g.
+/// `ca_file = "..."`), one per line.
+pub fn edge_config_with_mqtt(dir: &Path, spec: &EdgeSpec<'_>, mqtt_extra: &str) -> PathBuf {
     let mut toml = format!(
         r#"edge_id = "{edge}"
 site = "{SITE}"
@@ -219,7 +225,7 @@ port = {port}
 username = "{edge}"
 password = "{password}"
 keepalive_secs = 5
-
+{mqtt_extra}
 [telemetry]
 interval_secs = {telemetry}
 
@@ -380,5 +386,280 @@ impl AlarmTap {
                 && v["rule_id"] == rule
                 && v["event"] == event
         })
+    }
+}
+
+/// `parkwatch/{SITE}/{edge}/status`, where an edge keeps its retained status.
+pub fn status_topic(edge: &str) -> String {
+    format!("parkwatch/{SITE}/{edge}/status")
+}
+
+/// Reads one message of `topic` with `mosquitto_sub -C 1` (a retained one
+/// arrives at once) from the broker on 127.0.0.1:`port`, as any MQTT client
+/// would. `args` are more `mosquitto_sub` options (`-u`, `-P`, `--cafile`).
+/// `None` when nothing arrives within `timeout` (whole seconds, at least 1)
+/// or the payload is not JSON.
+pub fn mqtt_read_one(port: u16, args: &[&str], topic: &str, timeout: Duration) -> Option<Value> {
+    let output = std::process::Command::new("/usr/bin/mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .args(["-t", topic, "-C", "1"])
+        .args(["-W", &timeout.as_secs().max(1).to_string()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run mosquitto_sub (Debian mosquitto-clients): {e}"));
+    if !output.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&output.stdout).ok()
+}
+
+/// The retained status of `edge` on ingest's broker, read with
+/// [`mqtt_read_one`] as `user`.
+pub fn edge_status(port: u16, user: &str, password: &str, edge: &str) -> Option<Value> {
+    mqtt_read_one(
+        port,
+        &["-u", user, "-P", password],
+        &status_topic(edge),
+        Duration::from_secs(3),
+    )
+}
+
+/// The state (`streaming`, `stale`, ...) of `camera` in an edge status.
+pub fn camera_state<'a>(status: &'a Value, camera: &str) -> Option<&'a str> {
+    status["cameras"]
+        .as_array()?
+        .iter()
+        .find(|c| c["id"] == camera)?["state"]
+        .as_str()
+}
+
+/// Every JSON message on a topic filter, as `mosquitto_sub` received it, in
+/// order (status changes, for example).
+pub struct MqttTap {
+    sub: ChildGuard,
+}
+
+impl MqttTap {
+    /// Subscribes (QoS 1) to `filter` on 127.0.0.1:`port` with more
+    /// `mosquitto_sub` options `args` (`-u`, `-P`, `--cafile`).
+    pub fn start(port: u16, args: &[&str], filter: &str) -> Self {
+        let sub = ChildSpec::new("mosquitto_sub", "stdbuf")
+            .args(["-oL", "/usr/bin/mosquitto_sub"])
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
+            .args(["-t", filter, "-q", "1"])
+            .spawn();
+        Self { sub }
+    }
+
+    /// The messages so far that parse as JSON.
+    pub fn messages(&self) -> Vec<Value> {
+        self.sub
+            .log()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The subscriber's output (for failure messages).
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.sub.log_tail(lines)
+    }
+}
+
+/// [`start_edge`] with more environment variables (e.g. `RUST_LOG=debug`;
+/// later values win over the default `RUST_LOG=info`).
+#[track_caller]
+pub fn start_edge_with_env(config: &Path, env: &[(&str, &str)]) -> ChildGuard {
+    let mut spec = ChildSpec::new("parkwatch-edge", bin("parkwatch-edge"))
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .current_dir(repo_root());
+    for (k, v) in env {
+        spec = spec.env(k, v);
+    }
+    spec.spawn()
+}
+
+/// The broker side of [`Ingest::start_custom`] in external mode.
+#[derive(Debug, Clone, Copy)]
+pub struct ExternalBroker<'a> {
+    /// The broker's port on 127.0.0.1.
+    pub port: u16,
+    /// Ingest's login.
+    pub username: &'a str,
+    /// Its password.
+    pub password: &'a str,
+    /// `broker.client_id`: unique per ingest instance.
+    pub client_id: &'a str,
+    /// `broker.shared_group` (`""`: no shared subscription).
+    pub shared_group: &'a str,
+}
+
+/// Everything [`Ingest::start_custom`] can vary.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IngestOptions<'a> {
+    /// `None`: the embedded broker on a free port, with `edges` as its
+    /// logins. `Some`: a client of this external broker.
+    pub external: Option<ExternalBroker<'a>>,
+    /// `(edge, password)` logins of the embedded broker.
+    pub edges: &'a [(&'a str, &'a str)],
+    /// More keys inside `[timeseries]`, one per line (e.g.
+    /// `spool_after_ms = 500`).
+    pub timeseries_extra: &'a str,
+    /// More TOML at the end of the file.
+    pub extra: &'a str,
+}
+
+impl Ingest {
+    /// Starts ingest with `opts`, writing time series to `vm`, and waits
+    /// until it listens (in external mode: until its HTTP port is open and
+    /// the broker's port answers).
+    #[track_caller]
+    pub fn start_custom(vm: &VictoriaMetrics, opts: &IngestOptions<'_>) -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let http_port = free_port();
+        let data = dir.path().join("data");
+        let mut toml = format!(
+            "site = \"{SITE}\"\ntopic_prefix = \"parkwatch\"\ndata_dir = \"{}\"\n\n",
+            data.display()
+        );
+        let mqtt_port = match &opts.external {
+            Some(b) => {
+                toml.push_str(&format!(
+                    "[broker]\nmode = \"external\"\nhost = \"127.0.0.1\"\nport = {}\n\
+                     username = \"{}\"\npassword = \"{}\"\nclient_id = \"{}\"\n\
+                     shared_group = \"{}\"\n",
+                    b.port, b.username, b.password, b.client_id, b.shared_group
+                ));
+                b.port
+            }
+            None => {
+                let port = free_port();
+                toml.push_str(&format!(
+                    "[broker]\nmode = \"embedded\"\nlisten = \"127.0.0.1:{port}\"\n\
+                     allow_anonymous = false\n"
+                ));
+                for (edge, password) in opts.edges {
+                    toml.push_str(&format!(
+                        "\n[[broker.edges]]\nedge = \"{edge}\"\npassword = \"{password}\"\n"
+                    ));
+                }
+                port
+            }
+        };
+        toml.push_str(&format!(
+            "\n[timeseries]\nurl = \"{url}\"\norg = \"parkwatch\"\nbucket = \"parkwatch\"\n\
+             batch_points = 1000\nflush_interval_ms = 200\n{ts}\n\n[http]\n\
+             listen = \"127.0.0.1:{http_port}\"\n{extra}",
+            url = vm.base_url(),
+            ts = opts.timeseries_extra,
+            extra = opts.extra,
+        ));
+        let path = dir.path().join("ingest.toml");
+        std::fs::write(&path, toml).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let child = ChildSpec::new("parkwatch-ingest", bin("parkwatch-ingest"))
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .current_dir(repo_root())
+            .spawn();
+        let mut ingest = Self {
+            child,
+            mqtt_port,
+            http_port,
+            dir,
+        };
+        ingest.wait_ready();
+        ingest
+    }
+
+    /// Ingest's `data_dir` (spool, dedup record, dead letters).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+/// Debian's Mosquitto (`/usr/sbin/mosquitto`, 2.0) as an external broker,
+/// on a free port with its configuration in a temporary folder: logins
+/// from a password file made with `mosquitto_passwd`, and parkwatch's ACL
+/// (`deploy/mosquitto/acl`: each edge writes only under its own branch;
+/// the login `parkwatch-ingest` reads everything and writes acks).
+#[derive(Debug)]
+pub struct Mosquitto {
+    child: ChildGuard,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Mosquitto {
+    /// Starts Mosquitto with these `(username, password)` logins and waits
+    /// until it accepts connections.
+    #[track_caller]
+    pub fn start(users: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let passwd = dir.path().join("passwd");
+        for (i, (user, password)) in users.iter().enumerate() {
+            let mut cmd = std::process::Command::new("/usr/bin/mosquitto_passwd");
+            cmd.arg("-b");
+            if i == 0 {
+                cmd.arg("-c");
+            }
+            let out = cmd
+                .arg(&passwd)
+                .args([user, password])
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run mosquitto_passwd (Debian mosquitto): {e}"));
+            assert!(
+                out.status.success(),
+                "mosquitto_passwd {user}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let acl = repo_root().join("deploy/mosquitto/acl");
+        assert!(acl.is_file(), "{} is missing", acl.display());
+        let port = free_port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n\
+                 acl_file {}\npersistence false\nmax_inflight_messages 100\n\
+                 max_queued_messages 100000\nmessage_size_limit 5242880\nlog_dest stderr\n",
+                passwd.display(),
+                acl.display()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", conf.display()));
+        let mut child = ChildSpec::new("mosquitto", "/usr/sbin/mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .spawn();
+        wait_for(
+            "mosquitto to listen",
+            Duration::from_secs(10),
+            Duration::from_millis(50),
+            || {
+                assert!(child.is_running(), "mosquitto exited: {}", child.log_tail(20));
+                port_open(port).then_some(())
+            },
+        );
+        Self {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// The MQTT port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The broker's log (for failure messages).
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.child.log_tail(lines)
     }
 }

@@ -232,11 +232,14 @@ impl AnalyticsTask {
     /// Runs until shutdown; then ends every open alarm so the centre sees
     /// them closed (the alarm ends with the box's analytics).
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        // No detector (no camera has rules) closes `results` at once; stream
+        // events (camera_offline) still count.
+        let mut detecting = true;
         loop {
             tokio::select! {
-                r = self.results.recv() => match r {
+                r = self.results.recv(), if detecting => match r {
                     Some(r) => self.on_result(r),
-                    None => break,
+                    None => detecting = false,
                 },
                 e = self.stream_events.recv() => match e {
                     Some((camera, ev)) => self.on_stream(&camera, ev),

@@ -25,8 +25,7 @@ use anyhow::{Context as _, bail};
 use ffmpeg_next as ffmpeg;
 use parkwatch_edge::analytics::gate::{GateConfig, MotionGate};
 use parkwatch_edge::analytics::prep::{FrameScaler, snapshot_size};
-use parkwatch_edge::camera::VideoCodec;
-use parkwatch_edge::decode::{init_ffmpeg, open_decoder};
+use parkwatch_edge::decode::init_ffmpeg;
 use parkwatch_edge::detect::Letterbox;
 
 fn main() -> anyhow::Result<()> {
@@ -109,7 +108,7 @@ fn decode_file(file: &Path, seconds: f64) -> anyhow::Result<(u64, f64)> {
             .best(ffmpeg::media::Type::Video)
             .context("no video")?;
         let index = stream.index();
-        let mut decoder = open_decoder(VideoCodec::H264, 1)?;
+        let mut decoder = file_decoder(&stream)?;
         let mut frame = ffmpeg::frame::Video::empty();
         let packets: Vec<ffmpeg::Packet> = input
             .packets()
@@ -133,6 +132,19 @@ fn decode_file(file: &Path, seconds: f64) -> anyhow::Result<(u64, f64)> {
     Ok((frames, busy))
 }
 
+/// A single-threaded decoder for a file's stream (MP4 carries H.264 in
+/// AVCC framing with its parameter sets in the stream's extradata; the live
+/// path gets Annex B from retina and uses `open_decoder`).
+fn file_decoder(stream: &ffmpeg::format::stream::Stream<'_>) -> anyhow::Result<ffmpeg::decoder::Video> {
+    let mut ctx = ffmpeg::codec::context::Context::from_parameters(stream.parameters())?;
+    ctx.set_threading(ffmpeg::codec::threading::Config {
+        kind: ffmpeg::codec::threading::Type::None,
+        count: 1,
+        ..Default::default()
+    });
+    Ok(ctx.decoder().video()?)
+}
+
 fn conversions(source: &Path) -> anyhow::Result<()> {
     let path = source.to_str().context("path not UTF-8")?;
     let mut input = ffmpeg::format::input(path)?;
@@ -141,7 +153,7 @@ fn conversions(source: &Path) -> anyhow::Result<()> {
         .best(ffmpeg::media::Type::Video)
         .context("no video")?;
     let index = stream.index();
-    let mut decoder = open_decoder(VideoCodec::H264, 1)?;
+    let mut decoder = file_decoder(&stream)?;
     let mut frames = Vec::new();
     for (s, p) in input.packets() {
         if s.index() != index {
