@@ -313,8 +313,11 @@ async fn run_session(
 
     let session_start_ms = now_ms();
     let mut waiting_for_keyframe = true;
+    // The watchdog counts from the last video frame: RTCP sender reports and
+    // other items keep coming from a server that has stopped sending video.
+    let mut deadline = tokio::time::Instant::now() + spec.stale_after;
     loop {
-        let item = match tokio::time::timeout(spec.stale_after, demuxed.next()).await {
+        let item = match tokio::time::timeout_at(deadline, demuxed.next()).await {
             Err(_) => return Ok(SessionEnd::Stale),
             Ok(None) => return Ok(SessionEnd::Ended),
             Ok(Some(Err(e))) => return Err(e.into()),
@@ -323,6 +326,7 @@ async fn run_session(
         let CodecItem::VideoFrame(frame) = item else {
             continue;
         };
+        deadline = tokio::time::Instant::now() + spec.stale_after;
         let now = now_ms();
         stats.note_frame(frame.data().len(), now);
         if !*online {

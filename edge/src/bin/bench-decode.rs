@@ -135,7 +135,9 @@ fn decode_file(file: &Path, seconds: f64) -> anyhow::Result<(u64, f64)> {
 /// A single-threaded decoder for a file's stream (MP4 carries H.264 in
 /// AVCC framing with its parameter sets in the stream's extradata; the live
 /// path gets Annex B from retina and uses `open_decoder`).
-fn file_decoder(stream: &ffmpeg::format::stream::Stream<'_>) -> anyhow::Result<ffmpeg::decoder::Video> {
+fn file_decoder(
+    stream: &ffmpeg::format::stream::Stream<'_>,
+) -> anyhow::Result<ffmpeg::decoder::Video> {
     let mut ctx = ffmpeg::codec::context::Context::from_parameters(stream.parameters())?;
     ctx.set_threading(ffmpeg::codec::threading::Config {
         kind: ffmpeg::codec::threading::Type::None,
