@@ -14,6 +14,10 @@
 //! and the database write is idempotent (same series, same timestamp). When
 //! the input channel closes (shutdown), whatever is pending is published
 //! before the task returns.
+//!
+//! Ack lag: an entry may carry the time its record arrived at ingest; when
+//! its ack is published the time since is added to the per-edge summary
+//! `parkwatch_ingest_ack_lag_seconds{edge}` (see [`crate::metrics`]).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -35,12 +39,14 @@ pub struct AckEntry {
     pub edge: String,
     /// The record's outbox sequence number.
     pub seq: u64,
+    /// When the record's MQTT message reached ingest (`None`: not measured).
+    pub received: Option<std::time::Instant>,
 }
 
 /// Acks waiting to be published, per `(site, edge)`.
 #[derive(Debug, Default)]
 pub struct AckBatcher {
-    pending: BTreeMap<(String, String), Vec<u64>>,
+    pending: BTreeMap<(String, String), (Vec<u64>, Vec<std::time::Instant>)>,
 }
 
 /// One ack ready to publish.
@@ -50,15 +56,18 @@ pub struct OutgoingAck {
     pub topic: String,
     /// The ack.
     pub ack: DeliveryAck,
+    /// Arrival times of the acknowledged records that carried one.
+    pub received: Vec<std::time::Instant>,
 }
 
 impl AckBatcher {
     /// Records one stored sequence number.
     pub fn add(&mut self, e: AckEntry) {
-        self.pending
-            .entry((e.site, e.edge))
-            .or_default()
-            .push(e.seq);
+        let (seqs, received) = self.pending.entry((e.site, e.edge)).or_default();
+        seqs.push(e.seq);
+        if let Some(t) = e.received {
+            received.push(t);
+        }
     }
 
     /// Whether nothing is pending.
@@ -72,11 +81,12 @@ impl AckBatcher {
     pub fn drain(&mut self, prefix: &str) -> Vec<OutgoingAck> {
         let pending = std::mem::take(&mut self.pending);
         let mut out = Vec::with_capacity(pending.len());
-        for ((site, edge), seqs) in pending {
+        for ((site, edge), (seqs, received)) in pending {
             match EdgeTopic::new(&site, &edge, TopicKind::Ack) {
                 Ok(t) => out.push(OutgoingAck {
                     topic: t.render(prefix),
                     ack: DeliveryAck::from_seqs(&edge, seqs),
+                    received,
                 }),
                 Err(e) => warn!(%site, %edge, err = %e, "Cannot address an ack; skipped."),
             }
@@ -137,6 +147,13 @@ async fn publish_all<P: AckPublisher>(
         {
             Ok(()) => {
                 metrics.ack_published();
+                let now = std::time::Instant::now();
+                let lags: Vec<Duration> = out
+                    .received
+                    .iter()
+                    .map(|t| now.saturating_duration_since(*t))
+                    .collect();
+                metrics.ack_lag(&out.ack.edge, &lags);
                 debug!(topic = %out.topic, ranges, "Published delivery ack.");
             }
             Err(e) => {
@@ -159,6 +176,7 @@ mod tests {
             site: site.into(),
             edge: edge.into(),
             seq,
+            received: None,
         }
     }
 
@@ -229,5 +247,32 @@ mod tests {
         let second = decode_ack(&got[1].1).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(second.seqs().collect::<Vec<_>>(), vec![4]);
         assert_eq!(metrics.acks_published(), 2);
+    }
+
+    #[tokio::test]
+    async fn ack_lag_is_measured_from_arrival_per_edge() {
+        let (tx, rx) = mpsc::channel(16);
+        let rec = Recorder::default();
+        let metrics = Arc::new(Metrics::default());
+        let task = tokio::spawn(run_acker(
+            rx,
+            rec.clone(),
+            "pw".into(),
+            Duration::from_millis(200),
+            metrics.clone(),
+        ));
+        let arrived = std::time::Instant::now() - Duration::from_millis(250);
+        for seq in 1..=2 {
+            let mut e = entry("s1", "e1", seq);
+            e.received = Some(arrived);
+            let _ = tx.send(e).await;
+        }
+        let _ = tx.send(entry("s1", "e2", 1)).await;
+        drop(tx);
+        let _ = task.await;
+        let (count, sum, max) = metrics.ack_lag_of("e1").unwrap_or_default();
+        assert_eq!(count, 2);
+        assert!(sum >= 0.5 && (0.25..5.0).contains(&max), "{sum} {max}");
+        assert_eq!(metrics.ack_lag_of("e2"), None, "no arrival time, no sample");
     }
 }

@@ -1,13 +1,16 @@
 //! Wiring: starts every part of ingest and runs the one shutdown path.
 //!
 //! Start order: HTTP listener (bound first so a taken port fails at once),
-//! data dir, embedded broker (if any), time-series writer, acker, MQTT
-//! poller and processor, HTTP server.
+//! data dir, incident store (when `site_dir` is set: migrations applied),
+//! embedded broker (if any), overdue checker, time-series writer, acker,
+//! MQTT poller and processor, HTTP server (with `/api/v1` when incidents
+//! are on).
 //!
 //! Shutdown, when `shutdown` resolves (the first SIGINT/SIGTERM; `main`
 //! exits at once on a second one):
 //! 1. the processor stops taking messages (unprocessed ones are not acked;
-//!    edges resend them) and drops the writer's queue sender;
+//!    edges resend them) and drops the writer's queue sender; live streams
+//!    (`/api/v1/alarms/stream`) and the overdue checker end;
 //! 2. the writer flushes what it holds and the acker publishes pending acks,
 //!    both within `shutdown_grace_ms`; past that the writer gives up and
 //!    unwritten batches stay unacknowledged;
@@ -65,6 +68,50 @@ pub enum AppError {
     /// An invalid backoff (cannot happen after config validation).
     #[error(transparent)]
     Backoff(#[from] crate::writer::BackoffError),
+    /// The incident store could not be opened.
+    #[error("incidents: {0}")]
+    Incidents(#[from] crate::incidents::OpenError),
+    /// The spool, the dedup record or the dead-letter store could not be
+    /// opened.
+    #[error(transparent)]
+    Storage(#[from] crate::writer::StorageError),
+}
+
+/// The incident store's settings from the configuration and its secrets.
+pub fn store_settings(loaded: &LoadedConfig) -> crate::incidents::StoreSettings {
+    let cfg = &loaded.config;
+    match cfg.store.kind {
+        crate::incidents::config::StoreKind::Sqlite => cfg
+            .store
+            .settings(&cfg.data_dir)
+            .unwrap_or_else(|_| crate::incidents::StoreSettings::Sqlite {
+                path: cfg.data_dir.join("incidents.sqlite"),
+                readers: cfg.store.max_connections,
+            }),
+        crate::incidents::config::StoreKind::Postgres => {
+            crate::incidents::StoreSettings::Postgres {
+                url: loaded
+                    .secrets
+                    .store_url
+                    .as_ref()
+                    .map(|s| s.expose().to_owned())
+                    .unwrap_or_default(),
+                max_connections: cfg.store.max_connections,
+            }
+        }
+    }
+}
+
+/// The consumer's checks for `loaded`: with the embedded broker
+/// authenticating edges, only configured edges may appear in topics.
+pub fn classifier(loaded: &LoadedConfig) -> Classifier {
+    let cfg = &loaded.config;
+    let c = Classifier::new(&cfg.topic_prefix, cfg.site.as_deref());
+    if cfg.broker.mode == BrokerMode::Embedded && !cfg.broker.allow_anonymous {
+        c.with_known_edges(cfg.broker.edges.iter().map(|e| e.edge.clone()))
+    } else {
+        c
+    }
 }
 
 /// Runs ingest until `shutdown` resolves, then shuts down in order.
@@ -83,6 +130,35 @@ pub async fn run(
         source,
     })?;
 
+    let deadletters = crate::deadletter::DeadLetters::start(
+        &cfg.data_dir.join("deadletter"),
+        &cfg.deadletters,
+        metrics.clone(),
+    )
+    .map_err(crate::writer::StorageError::from)?;
+    let durable = crate::writer::Durable::open(
+        &cfg.data_dir,
+        cfg.timeseries.spool_max_bytes,
+        Duration::from_millis(cfg.timeseries.spool_after_ms),
+    )?;
+
+    let incidents = match &loaded.site {
+        Some(site) => {
+            let settings = store_settings(&loaded);
+            let blob_dir = cfg.incidents.blob_dir(&cfg.data_dir);
+            let svc = crate::incidents::open_site(
+                site.clone(),
+                &settings,
+                &blob_dir,
+                Arc::new(crate::incidents::SystemClock),
+            )
+            .await?;
+            info!(store = ?settings, blobs = %blob_dir.display(), site = %site.info.id, "Incident store open.");
+            Some(svc)
+        }
+        None => None,
+    };
+
     let subscriptions = parkwatch_protocol::ingest_subscriptions(&cfg.topic_prefix);
     let (mqtt, broker) = if embedded {
         let broker =
@@ -90,7 +166,7 @@ pub async fn run(
         let settings = MqttSettings {
             host: broker.connect_addr.ip().to_string(),
             port: broker.connect_addr.port(),
-            client_id: "parkwatch-ingest".to_owned(),
+            client_id: crate::broker::INTERNAL_CLIENT_ID.to_owned(),
             username: Some(INTERNAL_USER.to_owned()),
             password: Some(broker.internal_password.clone()),
             keep_alive: Duration::from_secs(cfg.broker.keep_alive_secs),
@@ -137,8 +213,19 @@ pub async fn run(
     let (kill_tx, kill_rx) = watch::channel(false);
     let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
 
+    let consumer_acks = ack_tx.clone();
+    let (closing_tx, closing_rx) = watch::channel(false);
+    let overdue = incidents.as_ref().map(|svc| {
+        tokio::spawn(svc.clone().run_overdue_checker(
+            Duration::from_secs(cfg.incidents.overdue_check_secs),
+            closing_rx.clone(),
+        ))
+    });
     let mut writer = tokio::spawn(
-        Writer::new(sink, settings, metrics.clone(), write_rx, ack_tx, abort_rx).run(),
+        Writer::new(sink, settings, metrics.clone(), write_rx, ack_tx, abort_rx)
+            .with_durable(durable)
+            .with_deadletters(deadletters.clone(), &cfg.topic_prefix)
+            .run(),
     );
     let (client, eventloop) = crate::consumer::connect(&mqtt);
     let mut acker = tokio::spawn(run_acker(
@@ -162,21 +249,33 @@ pub async fn run(
         recv_rx,
         client.clone(),
         epoch,
-        Classifier::new(&cfg.topic_prefix, cfg.site.as_deref()),
+        classifier(&loaded),
         Routes {
             writer: write_tx,
             edges: edges.clone(),
             metrics: metrics.clone(),
+            incidents: incidents.clone(),
+            acks: consumer_acks,
+            deadletters: Some(deadletters.clone()),
         },
         stop_rx,
     ));
-    let http = tokio::spawn(crate::http::serve(
-        listener,
-        crate::http::router(metrics.clone()),
-        async move {
-            let _ = http_stop_rx.wait_for(|s| *s).await;
-        },
-    ));
+    let mut router =
+        crate::http::router(metrics.clone()).merge(crate::deadletter::router(deadletters));
+    if let Some(svc) = &incidents {
+        router = router.nest(
+            "/api/v1",
+            crate::api::router(crate::api::ApiState {
+                incidents: svc.clone(),
+                tokens: crate::api::auth::Tokens::new(&cfg.api),
+                edges: Some(edges.clone()),
+                closing: closing_rx.clone(),
+            }),
+        );
+    }
+    let http = tokio::spawn(crate::http::serve(listener, router, async move {
+        let _ = http_stop_rx.wait_for(|s| *s).await;
+    }));
     info!(
         http = %cfg.http.listen,
         broker = if embedded { "embedded" } else { "external" },
@@ -205,8 +304,12 @@ pub async fn run(
         }
     }
 
-    // 1. Stop accepting.
+    // 1. Stop accepting; end live streams and the overdue checker.
     let _ = stop_tx.send(true);
+    let _ = closing_tx.send(true);
+    if let Some(t) = overdue {
+        let _ = t.await;
+    }
     let _ = processor.await;
     // 2. Drain the writer and the acker within the grace time.
     let grace = Duration::from_millis(cfg.shutdown_grace_ms);

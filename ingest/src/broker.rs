@@ -5,17 +5,34 @@
 //! failure from its own thread), and runs `Broker::start` — which blocks
 //! for the broker's lifetime — on a named thread, `mqtt-broker`.
 //!
-//! # Security model (so far)
+//! # Security model
 //! - Authentication: every client sends a username and password; the
-//!   username of an edge box is its edge id. rumqttd compares passwords in
-//!   constant time. Ingest's own consumer logs in as [`INTERNAL_USER`] with
-//!   a random password made at each start, which is never written anywhere.
-//!   `allow_anonymous = true` turns authentication off entirely (any
-//!   username, any password, or none): for local demos and tests only.
-//! - No authorisation: rumqttd has no per-topic ACLs, so an authenticated
-//!   edge could publish under another edge's topic. Ingest checks that each
-//!   payload's site and edge match its topic, which catches mistakes but not
-//!   a malicious edge that forges both.
+//!   username of an edge box is its edge id. Ingest checks logins itself,
+//!   through rumqttd's external-auth hook ([`ConnectAuth`]): passwords are
+//!   kept only as SHA-256 digests and compared in constant time. Ingest's
+//!   own consumer logs in as [`INTERNAL_USER`] with a random password made
+//!   at each start, which is never written anywhere. `allow_anonymous =
+//!   true` turns authentication off entirely (any username, any password,
+//!   or none): for local demos and tests only.
+//! - Client ids are identities: a client id equal to a configured edge id
+//!   may only be used by that edge's login, and ingest's own client id
+//!   ([`INTERNAL_CLIENT_ID`]) only by [`INTERNAL_USER`] (which may use no
+//!   other). MQTT sessions, and with them queued messages and the last
+//!   will, belong to a client id, so no login can take over an edge's or
+//!   ingest's session, kick it off, or have its will published. Other
+//!   client ids (an operator's `mosquitto_sub`) are open to any valid
+//!   login. Refused logins are logged and counted
+//!   (`parkwatch_ingest_logins_refused_total{reason}`).
+//! - Topic authorisation: rumqttd 0.20 has no per-topic ACL hook (its
+//!   tenant prefixes need TLS client certificates and change the topic
+//!   tree), and the consumer cannot see who published a message. So the
+//!   rule "an edge publishes only under its own branch" is enforced where
+//!   it can be: the consumer rejects (reason `branch`) a payload whose
+//!   site or edge differs from its topic's and a topic naming an edge
+//!   without a credential. An edge with valid credentials that forges
+//!   another configured edge's topic *and* payload is not caught in
+//!   embedded mode; with an external Mosquitto the ACL file in
+//!   `deploy/mosquitto/` stops it at the broker.
 //! - No TLS yet (rumqttd is built without it): keep the listener on a
 //!   trusted network, or in front of a TLS-terminating proxy.
 //! - Passwords never reach logs: ingest holds them as
@@ -37,7 +54,8 @@ use std::thread::JoinHandle;
 
 use rand::Rng as _;
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
-use tracing::info;
+use sha2::{Digest as _, Sha256};
+use tracing::{info, warn};
 
 use crate::config::BrokerConfig;
 use crate::metrics::Metrics;
@@ -46,6 +64,10 @@ use crate::secret::Secret;
 /// Username of ingest's own client on the embedded broker. `@` is not
 /// allowed in edge ids, so no edge can take it.
 pub const INTERNAL_USER: &str = "ingest@parkwatch";
+
+/// Client id of ingest's own client on the embedded broker, reserved for
+/// [`INTERNAL_USER`].
+pub const INTERNAL_CLIENT_ID: &str = "parkwatch-ingest";
 
 /// Bytes per commitlog segment of one subscription filter.
 pub const SEGMENT_BYTES: usize = 8 * 1024 * 1024;
@@ -93,7 +115,22 @@ impl EmbeddedBroker {
             check_free(v5, "listen_v5")?;
         }
         let internal_password = Secret::new(random_password());
-        let config = rumqttd_config(cfg, passwords, &internal_password);
+        let mut config = rumqttd_config(cfg);
+        if !cfg.allow_anonymous {
+            let auth = ConnectAuth::new(passwords, &internal_password, Some(metrics.clone()));
+            for servers in [config.v4.as_mut(), config.v5.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                for s in servers.values_mut() {
+                    let a = auth.clone();
+                    s.connections
+                        .set_auth_handler(move |client_id, user, pass| {
+                            std::future::ready(a.check(&client_id, &user, &pass).is_ok())
+                        });
+                }
+            }
+        }
         let thread = std::thread::Builder::new()
             .name("mqtt-broker".to_owned())
             .spawn(move || {
@@ -160,31 +197,128 @@ fn random_password() -> String {
         .collect()
 }
 
-/// The rumqttd configuration for `cfg`. Do not format the result: its
-/// `Debug` prints passwords.
-pub fn rumqttd_config(
-    cfg: &BrokerConfig,
-    passwords: &std::collections::BTreeMap<String, Secret>,
-    internal_password: &Secret,
-) -> Config {
-    let auth = if cfg.allow_anonymous {
-        None
-    } else {
-        let mut map: HashMap<String, String> = passwords
+/// Why a CONNECT was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefusal {
+    /// No credential for this username.
+    UnknownUser,
+    /// Wrong password.
+    BadPassword,
+    /// The client id belongs to another identity (an edge id or ingest's
+    /// own), or ingest's login used another client id.
+    ClientId,
+}
+
+impl LoginRefusal {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginRefusal::UnknownUser => "unknown_user",
+            LoginRefusal::BadPassword => "bad_password",
+            LoginRefusal::ClientId => "client_id",
+        }
+    }
+}
+
+/// Ingest's check of every CONNECT on the embedded broker (rumqttd's
+/// external-auth hook): credentials, and which client ids a login may use.
+/// Holds SHA-256 digests of the passwords, never the passwords.
+#[derive(Clone)]
+pub struct ConnectAuth {
+    digests: Arc<HashMap<String, [u8; 32]>>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl std::fmt::Debug for ConnectAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectAuth")
+            .field("logins", &self.digests.len())
+            .finish()
+    }
+}
+
+fn digest(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+impl ConnectAuth {
+    /// The logins: every edge's, and [`INTERNAL_USER`]'s.
+    pub fn new(
+        passwords: &std::collections::BTreeMap<String, Secret>,
+        internal_password: &Secret,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Self {
+        let mut digests: HashMap<String, [u8; 32]> = passwords
             .iter()
-            .map(|(edge, pw)| (edge.clone(), pw.expose().to_owned()))
+            .map(|(edge, pw)| (edge.clone(), digest(pw.expose())))
             .collect();
-        map.insert(
-            INTERNAL_USER.to_owned(),
-            internal_password.expose().to_owned(),
-        );
-        Some(map)
-    };
+        digests.insert(INTERNAL_USER.to_owned(), digest(internal_password.expose()));
+        ConnectAuth {
+            digests: Arc::new(digests),
+            metrics,
+        }
+    }
+
+    /// Checks one CONNECT; logs and counts a refusal.
+    pub fn check(&self, client_id: &str, user: &str, password: &str) -> Result<(), LoginRefusal> {
+        let r = self.verdict(client_id, user, password);
+        if let Err(why) = r {
+            if let Some(m) = &self.metrics {
+                m.login_refused(why.as_str());
+            }
+            warn!(
+                client_id = %truncate_id(client_id),
+                username = %truncate_id(user),
+                reason = why.as_str(),
+                "MQTT login refused."
+            );
+        }
+        r
+    }
+
+    fn verdict(&self, client_id: &str, user: &str, password: &str) -> Result<(), LoginRefusal> {
+        let Some(want) = self.digests.get(user) else {
+            return Err(LoginRefusal::UnknownUser);
+        };
+        // Constant time over the digests: no early exit on the first
+        // differing byte.
+        let got = digest(password);
+        let diff = want
+            .iter()
+            .zip(got.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if diff != 0 {
+            return Err(LoginRefusal::BadPassword);
+        }
+        let internal_user = user == INTERNAL_USER;
+        let internal_id = client_id == INTERNAL_CLIENT_ID;
+        if internal_user != internal_id {
+            return Err(LoginRefusal::ClientId);
+        }
+        if !internal_user && client_id != user && self.digests.contains_key(client_id) {
+            return Err(LoginRefusal::ClientId);
+        }
+        Ok(())
+    }
+}
+
+fn truncate_id(s: &str) -> &str {
+    let mut end = s.len().min(128);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The rumqttd configuration for `cfg`, without authentication (which
+/// [`EmbeddedBroker::start`] adds as a [`ConnectAuth`] hook unless
+/// `allow_anonymous`).
+pub fn rumqttd_config(cfg: &BrokerConfig) -> Config {
     let connections = ConnectionSettings {
         connection_timeout_ms: 5000,
         max_payload_size: cfg.max_payload_bytes,
         max_inflight_count: 100,
-        auth,
+        auth: None,
         external_auth: None,
         // Accept publishes on topics nobody subscribes to yet (an edge may
         // connect before ingest's client, acks go to edges not yet back).
@@ -240,31 +374,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn auth_map_has_edges_and_internal_user_unless_anonymous() {
-        let mut cfg = BrokerConfig::default();
-        let pw = BTreeMap::from([("edge-p01".to_owned(), Secret::new("pw1"))]);
-        let internal = Secret::new("int");
-        let c = rumqttd_config(&cfg, &pw, &internal);
+    fn config_listens_where_configured_and_holds_no_passwords() {
+        let cfg = BrokerConfig::default();
+        let c = rumqttd_config(&cfg);
         let v4 = c.v4.as_ref().and_then(|m| m.get("1"));
-        let auth = v4
-            .and_then(|s| s.connections.auth.clone())
-            .unwrap_or_default();
-        assert_eq!(auth.get("edge-p01").map(String::as_str), Some("pw1"));
-        assert_eq!(auth.get(INTERNAL_USER).map(String::as_str), Some("int"));
-        assert_eq!(auth.len(), 2);
+        assert!(v4.is_some_and(|s| s.connections.auth.is_none()));
         assert!(c.v5.is_none());
         assert_eq!(
             v4.map(|s| s.listen.to_string()).as_deref(),
             Some("127.0.0.1:1883")
         );
+    }
 
-        cfg.allow_anonymous = true;
-        let c = rumqttd_config(&cfg, &pw, &internal);
-        assert!(
-            c.v4.as_ref()
-                .and_then(|m| m.get("1"))
-                .is_some_and(|s| s.connections.auth.is_none())
-        );
+    #[test]
+    fn logins_are_checked_and_client_ids_belong_to_their_identity() {
+        let pw = BTreeMap::from([
+            ("edge-p01".to_owned(), Secret::new("pw1")),
+            ("edge-p02".to_owned(), Secret::new("pw2")),
+        ]);
+        let metrics = Arc::new(Metrics::default());
+        let auth = ConnectAuth::new(&pw, &Secret::new("int"), Some(metrics.clone()));
+        use LoginRefusal::*;
+        for (client, user, pass, want) in [
+            ("edge-p01", "edge-p01", "pw1", Ok(())),
+            ("edge-p01", "edge-p01", "pw2", Err(BadPassword)),
+            ("edge-p01", "edge-p01", "", Err(BadPassword)),
+            ("edge-x", "edge-x", "pw1", Err(UnknownUser)),
+            // Another edge's session (and last will) cannot be taken.
+            ("edge-p02", "edge-p01", "pw1", Err(ClientId)),
+            // Nor ingest's, and ingest's login is tied to its client id.
+            (INTERNAL_CLIENT_ID, "edge-p01", "pw1", Err(ClientId)),
+            (INTERNAL_CLIENT_ID, INTERNAL_USER, "int", Ok(())),
+            ("edge-p01", INTERNAL_USER, "int", Err(ClientId)),
+            ("tool", INTERNAL_USER, "int", Err(ClientId)),
+            // A tool with its own client id and a valid login is fine.
+            ("alarm-tap", "edge-p02", "pw2", Ok(())),
+        ] {
+            assert_eq!(
+                auth.check(client, user, pass),
+                want,
+                "{client} {user} {pass}"
+            );
+        }
+        assert_eq!(metrics.logins_refused_count("client_id"), 4);
+        assert_eq!(metrics.logins_refused_count("bad_password"), 2);
+        assert!(!format!("{auth:?}").contains("pw1"));
     }
 
     #[test]

@@ -74,6 +74,10 @@ pub struct IngestConfig {
     /// `[api]`: the bearer tokens of `/api/v1` (`[[api.tokens]]`).
     #[serde(default)]
     pub api: crate::api::auth::ApiConfig,
+    /// `[deadletters]`: the bounded on-disk store of rejected messages
+    /// (`data_dir/deadletter`). Default: 64 MiB, 4096 payload bytes each.
+    #[serde(default)]
+    pub deadletters: crate::deadletter::DeadLetterConfig,
 }
 
 /// Whether ingest runs its own broker or connects to one.
@@ -260,6 +264,15 @@ pub struct TimeseriesConfig {
     /// Longest retry delay, in ms (`retry_min_ms..=600000`). Default: `30000`.
     #[serde(default = "default_retry_max_ms")]
     pub retry_max_ms: u64,
+    /// Size limit of the disk spool (`data_dir/spool`) that holds telemetry
+    /// while the database is down, in bytes: `0` (spool off) or
+    /// `1048576..=1099511627776`. Default: `1073741824` (1 GiB).
+    #[serde(default = "default_spool_max_bytes")]
+    pub spool_max_bytes: u64,
+    /// How long a write may fail retryably before its batches go to the
+    /// spool (and are acknowledged), in ms (`0..=600000`). Default: `2000`.
+    #[serde(default = "default_spool_after_ms")]
+    pub spool_after_ms: u64,
 }
 
 impl Default for TimeseriesConfig {
@@ -276,6 +289,8 @@ impl Default for TimeseriesConfig {
             request_timeout_ms: default_request_timeout_ms(),
             retry_min_ms: default_retry_min_ms(),
             retry_max_ms: default_retry_max_ms(),
+            spool_max_bytes: default_spool_max_bytes(),
+            spool_after_ms: default_spool_after_ms(),
         }
     }
 }
@@ -339,6 +354,12 @@ fn default_retry_min_ms() -> u64 {
 }
 fn default_retry_max_ms() -> u64 {
     30_000
+}
+fn default_spool_max_bytes() -> u64 {
+    1 << 30
+}
+fn default_spool_after_ms() -> u64 {
+    2000
 }
 fn default_http_listen() -> SocketAddr {
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080)
@@ -423,7 +444,9 @@ impl IngestConfig {
                             .api
                             .problems(Some(&site))
                             .into_iter()
-                            .filter(|(_, m)| m.starts_with("no department") || m.starts_with("no worker"))
+                            .filter(|(_, m)| {
+                                m.starts_with("no department") || m.starts_with("no worker")
+                            })
                             .map(|(k, m)| Issue::new(format!("api.{k}"), m)),
                     );
                     Some(std::sync::Arc::new(site))
@@ -431,7 +454,11 @@ impl IngestConfig {
                 Err(p) => {
                     issues.push(Issue::new(
                         "site_dir",
-                        format!("the site {} has {} problem(s), listed with their files", dir.display(), p.0.len()),
+                        format!(
+                            "the site {} has {} problem(s), listed with their files",
+                            dir.display(),
+                            p.0.len()
+                        ),
                     ));
                     site_problems = p.0;
                     None
@@ -508,6 +535,9 @@ impl IngestConfig {
         self.validate_broker(&mut out);
         self.validate_timeseries(&mut out);
         self.validate_incidents(&mut out);
+        for (k, m) in self.deadletters.problems() {
+            out.push(Issue::new(format!("deadletters.{k}"), m));
+        }
         if self.broker.mode == BrokerMode::Embedded {
             let b = &self.broker;
             let http = self.http.listen;
@@ -731,6 +761,22 @@ impl IngestConfig {
             "timeseries.retry_max_ms",
             t.retry_max_ms,
             t.retry_min_ms.max(1),
+            600_000,
+        );
+        if t.spool_max_bytes != 0 {
+            check_range(
+                out,
+                "timeseries.spool_max_bytes",
+                t.spool_max_bytes,
+                1 << 20,
+                1 << 40,
+            );
+        }
+        check_range(
+            out,
+            "timeseries.spool_after_ms",
+            t.spool_after_ms,
+            0,
             600_000,
         );
     }

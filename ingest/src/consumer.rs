@@ -37,14 +37,29 @@
 //!
 //! [`Classifier::classify`] (pure, tested without a broker) parses the topic
 //! and decodes the payload with the protocol crate, checks the site filter
-//! and that the payload's site and edge match the topic's. A rejected
-//! message is counted in `parkwatch_ingest_rejected_total{reason}` and
-//! logged with its topic (at most 5 lines per reason per minute), then
-//! acked and forgotten: it never stops the consumer. Reasons: `bad_topic`,
-//! `site_not_accepted`, `site_mismatch`, `edge_mismatch`,
-//! `unexpected_topic`, and the decoder's `too_large`, `malformed`,
-//! `unsupported_version`, `invalid`.
+//! and the sender's branch. A rejected message is counted in
+//! `parkwatch_ingest_rejected_total{reason}`, logged with its topic (at
+//! most 5 lines per reason per minute) and kept in the dead-letter store
+//! ([`crate::deadletter`], never blocking), then acked and forgotten: it
+//! never stops the consumer. Reasons: `bad_topic`, `site_not_accepted`,
+//! `branch`, `unexpected_topic`, and the decoder's `too_large`,
+//! `malformed`, `unsupported_version`, `invalid`.
+//!
+//! Branch check (`branch`): an edge may publish only under its own
+//! `{prefix}/{site}/{edge}/` branch. The consumer cannot see who published
+//! a message, so it checks what it can: the payload's `site` and `edge`
+//! must equal the topic's, and, when the embedded broker authenticates
+//! edges, the topic's edge must be one with a configured credential
+//! ([`Classifier::with_known_edges`]). The broker-side half of the rule is
+//! in [`crate::broker`] (embedded) and `deploy/mosquitto/acl` (external).
+//!
+//! Alarms and snapshots go to the incident service (when `site_dir` is
+//! configured): an alarm event's delivery ack, and its snapshot's, are
+//! queued for the acker only after the service stored them durably (see
+//! [`crate::incidents::intake`]); if storing fails the record is not
+//! acknowledged and the edge sends it again.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -86,8 +101,8 @@ pub enum Inbound {
         topic: EdgeTopic,
         /// Its alarm id.
         alarm_id: String,
-        /// Its size.
-        bytes: usize,
+        /// The JPEG bytes.
+        jpeg: Vec<u8>,
     },
     /// An edge's verdict on a pushed configuration.
     ConfigAck {
@@ -125,6 +140,7 @@ pub struct Rejection {
 pub struct Classifier {
     prefix: String,
     site: Option<String>,
+    known_edges: Option<Arc<BTreeSet<String>>>,
 }
 
 impl Classifier {
@@ -133,7 +149,15 @@ impl Classifier {
         Classifier {
             prefix: prefix.to_owned(),
             site: site.map(str::to_owned),
+            known_edges: None,
         }
+    }
+
+    /// Accepts topics only of these edges (those with a broker
+    /// credential); any other edge id is rejected as `branch`.
+    pub fn with_known_edges(mut self, edges: impl IntoIterator<Item = String>) -> Self {
+        self.known_edges = Some(Arc::new(edges.into_iter().collect()));
+        self
     }
 
     /// Classifies one message. Never panics, whatever the bytes.
@@ -150,6 +174,14 @@ impl Classifier {
                 error: format!("site {:?} is not the configured site {site:?}", t.site),
             });
         }
+        if let Some(known) = &self.known_edges
+            && !known.contains(&t.edge)
+        {
+            return Err(Rejection {
+                reason: "branch",
+                error: format!("edge {:?} has no broker credential", t.edge),
+            });
+        }
         let msg = decode_message(&t.kind, payload).map_err(|e| Rejection {
             reason: match &e {
                 DecodeError::Invalid { field, .. } if field == "topic" => "unexpected_topic",
@@ -159,8 +191,9 @@ impl Classifier {
         })?;
         msg.check_origin(&t).map_err(|e| Rejection {
             reason: match &e {
-                DecodeError::Invalid { field, .. } if field == "site" => "site_mismatch",
-                DecodeError::Invalid { field, .. } if field == "edge" => "edge_mismatch",
+                DecodeError::Invalid { field, .. } if field == "site" || field == "edge" => {
+                    "branch"
+                }
                 other => other.reason(),
             },
             error: e.to_string(),
@@ -174,6 +207,7 @@ impl Classifier {
                         edge: t.edge,
                         seq: batch.seq,
                         points: converted.points,
+                        received: None,
                     },
                     skipped: converted.skipped,
                 }
@@ -183,7 +217,7 @@ impl Classifier {
             Message::Snapshot { alarm_id, jpeg } => Inbound::Snapshot {
                 topic: t,
                 alarm_id,
-                bytes: jpeg.len(),
+                jpeg,
             },
             Message::ConfigAck(ack) => Inbound::ConfigAck { topic: t, ack },
         })
@@ -235,6 +269,8 @@ pub fn connect(s: &MqttSettings) -> (AsyncClient, EventLoop) {
 pub struct Received {
     publish: Publish,
     epoch: u64,
+    /// When the poller took it from the connection.
+    arrived: Instant,
 }
 
 /// Drives the event loop until ingest's client sends DISCONNECT or `kill`
@@ -288,6 +324,7 @@ pub async fn run_poller(
                 let r = Received {
                     publish: p,
                     epoch: epoch.load(Ordering::SeqCst),
+                    arrived: Instant::now(),
                 };
                 if sender.send(r).await.is_err() {
                     // The processor stopped (shutdown): keep polling so acks
@@ -341,6 +378,13 @@ pub struct Routes {
     pub edges: Arc<EdgeRegistry>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// The incident service, when `site_dir` is configured: alarms and
+    /// snapshots are stored and correlated there.
+    pub incidents: Option<Arc<crate::incidents::Incidents>>,
+    /// The acker's queue, for alarms and snapshots the incident service stored.
+    pub acks: mpsc::Sender<crate::acks::AckEntry>,
+    /// Where rejected messages are kept for inspection (`None`: not kept).
+    pub deadletters: Option<crate::deadletter::DeadLetters>,
 }
 
 /// Handles received publishes until `rx` closes or `stop` turns true, then
@@ -365,14 +409,20 @@ pub async fn run_processor(
         };
         let topic = r.publish.topic.as_str();
         match classifier.classify(topic, &r.publish.payload) {
-            Ok(inbound) => {
+            Ok(mut inbound) => {
                 routes.metrics.message(inbound.kind());
-                if !route(inbound, &routes, &mut stop).await {
+                if let Inbound::Telemetry { item, .. } = &mut inbound {
+                    item.received = Some(r.arrived);
+                }
+                if !route(inbound, r.arrived, &routes, &mut stop).await {
                     break;
                 }
             }
             Err(rej) => {
                 routes.metrics.rejected(rej.reason);
+                if let Some(dl) = &routes.deadletters {
+                    dl.record(topic, rej.reason, &rej.error, &r.publish.payload);
+                }
                 if let Verdict::Log { suppressed } = limiter.check(rej.reason, Instant::now()) {
                     warn!(
                         topic = %truncate_topic(topic),
@@ -396,7 +446,12 @@ pub async fn run_processor(
 }
 
 /// Routes one accepted message; false when shutdown interrupted it.
-async fn route(inbound: Inbound, routes: &Routes, stop: &mut watch::Receiver<bool>) -> bool {
+async fn route(
+    inbound: Inbound,
+    arrived: Instant,
+    routes: &Routes,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
     match inbound {
         Inbound::Telemetry { item, skipped } => {
             for s in &skipped {
@@ -434,15 +489,44 @@ async fn route(inbound: Inbound, routes: &Routes, stop: &mut watch::Receiver<boo
                 seq = a.seq,
                 "Alarm."
             );
-            true
+            let Some(incidents) = &routes.incidents else {
+                return true;
+            };
+            match incidents.ingest_alarm(&a).await {
+                Ok(out) => {
+                    routes.metrics.alarm_stored(arrived.elapsed());
+                    debug!(alarm_id = %a.alarm_id, seq = a.seq, incident = ?out.incident_id, opened = out.opened, duplicate = out.duplicate, "Alarm stored.");
+                    send_acks(routes, stop, &a.site, &a.edge, out.acks, arrived).await
+                }
+                Err(e) => {
+                    warn!(alarm_id = %a.alarm_id, edge = %a.edge, seq = a.seq, err = %e, "Cannot store an alarm; not acknowledged, the edge sends it again.");
+                    true
+                }
+            }
         }
         Inbound::Snapshot {
             topic,
             alarm_id,
-            bytes,
+            jpeg,
         } => {
-            debug!(site = %topic.site, edge = %topic.edge, %alarm_id, bytes, "Snapshot received (not stored yet).");
-            true
+            let bytes = jpeg.len();
+            let Some(incidents) = &routes.incidents else {
+                debug!(site = %topic.site, edge = %topic.edge, %alarm_id, bytes, "Snapshot received (incidents are off: not stored).");
+                return true;
+            };
+            match incidents
+                .ingest_snapshot(&topic.edge, &alarm_id, jpeg)
+                .await
+            {
+                Ok(out) => {
+                    debug!(edge = %topic.edge, %alarm_id, bytes, acks = out.acks.len(), "Snapshot stored.");
+                    send_acks(routes, stop, &topic.site, &topic.edge, out.acks, arrived).await
+                }
+                Err(e) => {
+                    warn!(edge = %topic.edge, %alarm_id, bytes, err = %e, "Cannot store a snapshot; not acknowledged, the edge sends it again.");
+                    true
+                }
+            }
         }
         Inbound::ConfigAck { topic, ack } => {
             info!(
@@ -456,6 +540,34 @@ async fn route(inbound: Inbound, routes: &Routes, stop: &mut watch::Receiver<boo
             true
         }
     }
+}
+
+/// Queues delivery acks for records the incident service stored; false
+/// when shutdown interrupted it (the edge then sends them again).
+async fn send_acks(
+    routes: &Routes,
+    stop: &mut watch::Receiver<bool>,
+    site: &str,
+    edge: &str,
+    seqs: Vec<u64>,
+    arrived: Instant,
+) -> bool {
+    for seq in seqs {
+        let entry = crate::acks::AckEntry {
+            site: site.to_owned(),
+            edge: edge.to_owned(),
+            seq,
+            received: Some(arrived),
+        };
+        let sent = tokio::select! {
+            r = routes.acks.send(entry) => r.is_ok(),
+            _ = stop.wait_for(|s| *s) => false,
+        };
+        if !sent {
+            return false;
+        }
+    }
+    true
 }
 
 fn truncate_topic(t: &str) -> &str {
@@ -551,12 +663,12 @@ mod tests {
         let other_edge = encode_telemetry(&batch("etdz", "edge-p02"));
         assert_eq!(
             reason(c.classify("parkwatch/etdz/edge-p01/telemetry", &other_edge)),
-            "edge_mismatch"
+            "branch"
         );
         let other_site = encode_telemetry(&batch("other", "edge-p01"));
         assert_eq!(
             reason(c.classify("parkwatch/etdz/edge-p01/telemetry", &other_site)),
-            "site_mismatch"
+            "branch"
         );
         assert_eq!(
             reason(c.classify("parkwatch/etdz/edge-p01/telemetry", b"\xff\xff\xff")),
@@ -581,6 +693,28 @@ mod tests {
         assert_eq!(
             reason(c.classify("parkwatch/etdz/edge-p01/snapshots/a1", b"not a jpeg")),
             "malformed"
+        );
+    }
+
+    #[test]
+    fn only_edges_with_credentials_are_accepted_when_known() {
+        let c = Classifier::new("parkwatch", None).with_known_edges(["edge-p01".to_owned()]);
+        let own = encode_telemetry(&batch("etdz", "edge-p01"));
+        assert!(
+            c.classify("parkwatch/etdz/edge-p01/telemetry", &own)
+                .is_ok()
+        );
+        let stranger = encode_telemetry(&batch("etdz", "edge-x"));
+        let rej = c
+            .classify("parkwatch/etdz/edge-x/telemetry", &stranger)
+            .err();
+        assert_eq!(rej.as_ref().map(|r| r.reason), Some("branch"));
+        assert!(rej.is_some_and(|r| r.error.contains("edge-x")));
+        // Without the list, any well-formed edge id passes the check.
+        let open = Classifier::new("parkwatch", None);
+        assert!(
+            open.classify("parkwatch/etdz/edge-x/telemetry", &stranger)
+                .is_ok()
         );
     }
 

@@ -7,6 +7,9 @@
 //! - [`consumer`]: the MQTT client that receives, checks and routes messages.
 //! - [`points`]: telemetry points to InfluxDB line protocol.
 //! - [`writer`]: batching, retrying time-series writer with backpressure.
+//! - [`dedup`], [`spool`], [`deadletter`]: the writer's record of stored
+//!   batches, its disk spool for database outages, and the bounded store
+//!   of rejected messages.
 //! - [`acks`]: delivery acks to edges for stored batches.
 //! - [`edges`]: the latest status of each edge.
 //! - [`metrics`] and [`http`]: `/metrics` and `/healthz`.
@@ -25,6 +28,8 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod consumer;
+pub mod deadletter;
+pub mod dedup;
 pub mod edges;
 pub mod http;
 pub mod incidents;
@@ -32,6 +37,7 @@ pub mod metrics;
 pub mod points;
 pub mod ratelimit;
 pub mod secret;
+pub mod spool;
 pub mod writer;
 
 pub use config::{IngestConfig, LoadedConfig};

@@ -316,6 +316,16 @@ async fn validation(h: &Harness) {
     assert_eq!((s, e["error"]["code"].as_str()), (404, Some("not_found")));
     let (s, e) = h.get(Some("sup"), "/nothing-here").await;
     assert_eq!((s, e["error"]["code"].as_str()), (404, Some("not_found")));
+    let resp = h
+        .http
+        .put(format!("{}/incidents", h.base))
+        .bearer_auth("sup")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    let e: Value = resp.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "method_not_allowed");
 }
 
 /// No token 401, a worker cannot close, a viewer cannot write.
@@ -534,6 +544,58 @@ async fn correlation(h: &Harness) {
         .get(
             Some("sup"),
             &format!("/incidents/{}", o.incident_id.unwrap()),
+        )
+        .await;
+    assert_eq!(d["incident"]["equipment_fault"], true);
+    assert_eq!(d["incident"]["department"], "maintenance");
+
+    // Sensor alarms: the sensor kind picks the item (temperature: 0404);
+    // a second alarm of the same sensor and rule joins; device offline is
+    // an equipment fault too.
+    let mut hot = alarm(
+        "temp-1",
+        600,
+        "edge-p04",
+        "-",
+        "temp-high",
+        AlarmKind::SensorThreshold,
+        None,
+        T0,
+    );
+    hot.camera = None;
+    hot.sensor = Some("s-p04-temp".into());
+    hot.value = Some(41.5);
+    hot.unit = Some("degC".into());
+    let o1 = h.svc.ingest_alarm(&hot).await.unwrap();
+    let mut hot2 = hot.clone();
+    hot2.alarm_id = "temp-2".into();
+    hot2.seq = 601;
+    let o2 = h.svc.ingest_alarm(&hot2).await.unwrap();
+    assert!(o1.opened && !o2.opened);
+    assert_eq!(o1.incident_id, o2.incident_id);
+    let (_, d) = h
+        .get(
+            Some("sup"),
+            &format!("/incidents/{}", o1.incident_id.unwrap()),
+        )
+        .await;
+    assert_eq!(d["incident"]["source"], "sensor");
+    assert_eq!(d["incident"]["item"], "0404");
+    assert_eq!(d["incident"]["sensor"], "s-p04-temp");
+    assert!(
+        d["incident"]["unit_grid"].is_string(),
+        "located at the edge's point: {d}"
+    );
+    let mut dead = hot.clone();
+    dead.alarm_id = "dev-off-1".into();
+    dead.seq = 602;
+    dead.kind = AlarmKind::DeviceOffline;
+    dead.rule_id = "device-watchdog".into();
+    let o3 = h.svc.ingest_alarm(&dead).await.unwrap();
+    let (_, d) = h
+        .get(
+            Some("sup"),
+            &format!("/incidents/{}", o3.incident_id.unwrap()),
         )
         .await;
     assert_eq!(d["incident"]["equipment_fault"], true);
@@ -854,5 +916,129 @@ async fn the_whole_loop_on_postgres() {
     let pg = pg::PgServer::start().unwrap_or_else(|e| panic!("cannot start PostgreSQL: {e}"));
     let h = Harness::start(Db::Postgres(&pg, "parkwatch_loop")).await;
     run_all(&h).await;
+    h.stop().await;
+}
+
+/// Seeds `n` incidents (one per zone) through the alarm intake.
+async fn seed(h: &Harness, n: usize) -> Vec<i64> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let out = h
+            .svc
+            .ingest_alarm(&parking_alarm(
+                &format!("seed-{i}"),
+                10_000 + i as u64,
+                &format!("seed-zone-{i}"),
+            ))
+            .await
+            .unwrap();
+        ids.push(out.incident_id.unwrap());
+    }
+    ids
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[(((s.len() as f64) - 1.0) * p).round() as usize]
+}
+
+/// Open-loop load: `rate` requests/s for `secs`, half `GET /incidents/{id}`
+/// and half a filtered list; latencies in ms and the errors.
+async fn open_loop(h: &Harness, ids: &[i64], rate: u64, secs: u64) -> (Vec<f64>, usize) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::new();
+    for i in 0..(rate * secs) as usize {
+        tick.tick().await;
+        let url = if i % 2 == 0 {
+            format!("{}/incidents/{}", h.base, ids[i * 7919 % ids.len()])
+        } else {
+            format!(
+                "{}/incidents?status=filed&camera=cam-p01-1&limit=20&offset={}",
+                h.base,
+                i % 100
+            )
+        };
+        let c = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let t = std::time::Instant::now();
+            let ok = match c.get(url).bearer_auth("viewer").send().await {
+                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                Err(_) => false,
+            };
+            (t.elapsed().as_secs_f64() * 1000.0, ok)
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (ms, ok) = t.await.unwrap();
+        lat.push(ms);
+        errors += usize::from(!ok);
+    }
+    (lat, errors)
+}
+
+async fn bench_reads(name: &str, h: &Harness) {
+    let ids = seed(h, 2000).await;
+    // Warm up the pools.
+    let _ = open_loop(h, &ids, 200, 2).await;
+    for rate in [500u64, 1000] {
+        let (lat, errors) = open_loop(h, &ids, rate, 15).await;
+        println!(
+            "BENCH api reads {name} at {rate} req/s for 15 s: n={} errors={errors} p50={:.1} ms p95={:.1} ms p99={:.1} ms max={:.1} ms",
+            lat.len(),
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.95),
+            percentile(&lat, 0.99),
+            percentile(&lat, 1.0)
+        );
+    }
+    // Closed-loop saturation with wrk (Debian), when installed.
+    for (what, path) in [
+        ("one incident", format!("/incidents/{}", ids[ids.len() / 2])),
+        ("list of 20", "/incidents?status=filed&limit=20".to_owned()),
+    ] {
+        let url = format!("{}{path}", h.base);
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("wrk")
+                .args([
+                    "-t2",
+                    "-c32",
+                    "-d10s",
+                    "--latency",
+                    "-H",
+                    "Authorization: Bearer viewer",
+                    &url,
+                ])
+                .output()
+        })
+        .await
+        .unwrap();
+        match out {
+            Ok(o) => println!(
+                "BENCH wrk {name} {what}:\n{}",
+                String::from_utf8_lossy(&o.stdout)
+            ),
+            Err(e) => println!("BENCH wrk not run: {e}"),
+        }
+    }
+}
+
+/// Benchmark: API read latency at a fixed rate, and saturation with wrk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run with --release -- --ignored --nocapture"]
+async fn bench_api_reads() {
+    let h = Harness::start(Db::Sqlite).await;
+    bench_reads("sqlite", &h).await;
+    h.stop().await;
+    let pg = pg::PgServer::start().unwrap_or_else(|e| panic!("cannot start PostgreSQL: {e}"));
+    let h = Harness::start(Db::Postgres(&pg, "parkwatch_bench")).await;
+    bench_reads("postgres", &h).await;
     h.stop().await;
 }

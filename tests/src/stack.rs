@@ -642,7 +642,11 @@ impl Mosquitto {
             Duration::from_secs(10),
             Duration::from_millis(50),
             || {
-                assert!(child.is_running(), "mosquitto exited: {}", child.log_tail(20));
+                assert!(
+                    child.is_running(),
+                    "mosquitto exited: {}",
+                    child.log_tail(20)
+                );
                 port_open(port).then_some(())
             },
         );

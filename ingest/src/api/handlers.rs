@@ -126,13 +126,13 @@ fn paging(p: &mut Params) -> (i64, i64) {
         ("class" = Option<String>, Query, description = "Catalogue class code, e.g. 01"),
         ("item" = Option<String>, Query, description = "Catalogue item code, e.g. 0105"),
         ("department" = Option<String>, Query, description = "Responsible or assigned department id"),
-        ("grid" = Option<String>, Query, description = "Grid code at any level"),
+        ("grid" = Option<String>, Query, pattern = "^[0-9]{0,20}$", description = "Grid code at any level"),
         ("assignee" = Option<String>, Query, description = "Assigned department or worker id"),
         ("camera" = Option<String>, Query, description = "Camera id"),
         ("overdue" = Option<bool>, Query, description = "Only overdue (true) or not overdue (false)"),
         ("outside_grid" = Option<bool>, Query, description = "Only incidents outside every grid (true) or inside one (false)"),
-        ("from_ms" = Option<i64>, Query, description = "Reported at or after (ms since the Unix epoch)"),
-        ("to_ms" = Option<i64>, Query, description = "Reported before (ms since the Unix epoch)"),
+        ("from_ms" = Option<i64>, Query, minimum = 0, description = "Reported at or after (ms since the Unix epoch)"),
+        ("to_ms" = Option<i64>, Query, minimum = 0, description = "Reported before (ms since the Unix epoch)"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Page size, default 50"),
         ("offset" = Option<i64>, Query, minimum = 0, maximum = 1000000000, description = "Items to skip"),
     ),
@@ -350,8 +350,8 @@ pub async fn act(
         ("kind" = Option<String>, Query, description = "Alarm kind, e.g. intrusion"),
         ("state" = Option<String>, Query, description = "active or ended"),
         ("incident_id" = Option<i64>, Query, description = "Incident id"),
-        ("from_ms" = Option<i64>, Query, description = "Started at or after (ms)"),
-        ("to_ms" = Option<i64>, Query, description = "Started before (ms)"),
+        ("from_ms" = Option<i64>, Query, minimum = 0, description = "Started at or after (ms)"),
+        ("to_ms" = Option<i64>, Query, minimum = 0, description = "Started before (ms)"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Page size, default 50"),
         ("offset" = Option<i64>, Query, minimum = 0, maximum = 1000000000, description = "Items to skip"),
     ),
@@ -439,7 +439,7 @@ pub async fn upload_blob(
 /// Download a snapshot or photo by its sha256.
 #[utoipa::path(
     get, path = "/api/v1/blobs/{sha256}", tag = "blobs",
-    params(("sha256" = String, Path, description = "SHA-256 of the bytes, 64 lowercase hex digits")),
+    params(("sha256" = String, Path, pattern = "^[0-9a-f]{64}$", description = "SHA-256 of the bytes, 64 lowercase hex digits")),
     responses(
         (status = 200, description = "The image", content_type = "image/jpeg", body = Vec<u8>),
         (status = 400, description = "Not a sha256", body = ErrorBody),
@@ -453,6 +453,14 @@ pub async fn get_blob(
     _auth: Auth,
     PathText(sha): PathText,
 ) -> Result<Response, ApiError> {
+    if !crate::incidents::blobs::is_sha256(&sha) {
+        return Err(ApiError::bad_request(vec![
+            crate::incidents::service::FieldError::new(
+                "sha256",
+                "not a sha256 (64 lowercase hex digits)",
+            ),
+        ]));
+    }
     let (bytes, mime) = s.incidents.get_blob(&sha).await?;
     let mut resp = bytes.into_response();
     let h = resp.headers_mut();
@@ -473,8 +481,8 @@ pub async fn get_blob(
 #[utoipa::path(
     get, path = "/api/v1/stats", tag = "stats",
     params(
-        ("from_ms" = Option<i64>, Query, description = "Period start (reported at or after, ms); default 30 days ago"),
-        ("to_ms" = Option<i64>, Query, description = "Period end (exclusive, ms); default now"),
+        ("from_ms" = Option<i64>, Query, minimum = 0, description = "Period start (reported at or after, ms); default 30 days ago"),
+        ("to_ms" = Option<i64>, Query, minimum = 0, description = "Period end (exclusive, ms); default now"),
         ("grid_level" = Option<String>, Query, description = "unit, community (default) or responsibility"),
     ),
     responses(

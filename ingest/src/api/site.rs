@@ -206,7 +206,7 @@ pub async fn edges(State(s): State<ApiState>, _auth: Auth) -> Json<Vec<EdgeView>
     get, path = "/api/v1/grids", tag = "site",
     params(
         ("level" = Option<String>, Query, description = "unit, community or responsibility"),
-        ("parent" = Option<String>, Query, description = "Only children of this grid"),
+        ("parent" = Option<String>, Query, pattern = "^[0-9]{0,20}$", description = "Only children of this grid"),
         ("geometry" = Option<bool>, Query, description = "Include polygons"),
     ),
     responses(

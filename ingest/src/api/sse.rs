@@ -44,9 +44,9 @@ const POLL: Duration = Duration::from_secs(1);
         ("types" = Option<String>, Query, description = "Comma-separated: alarm, incident (default both)"),
         ("camera" = Option<String>, Query, description = "Only this camera"),
         ("kind" = Option<String>, Query, description = "Only this alarm kind, e.g. intrusion"),
-        ("grid" = Option<String>, Query, description = "Only this grid or grids inside it (a grid code)"),
+        ("grid" = Option<String>, Query, pattern = "^[0-9]{0,20}$", description = "Only this grid or grids inside it (a grid code)"),
         ("severity" = Option<String>, Query, description = "This severity and above: info, minor, major, critical"),
-        ("last_event_id" = Option<i64>, Query, description = "Resume after this feed id (the Last-Event-ID header wins)"),
+        ("last_event_id" = Option<i64>, Query, minimum = 0, description = "Resume after this feed id (the Last-Event-ID header wins)"),
     ),
     responses(
         (status = 200, description = "An endless text/event-stream; each data line is a FeedEvent", content_type = "text/event-stream", body = FeedEvent),

@@ -6,6 +6,9 @@
 //!   report as one JSON object. Exit 1 if there is any problem.
 //! - `parkctl check-config FILE`: validates an ingest configuration file,
 //!   like `parkwatch-ingest check-config FILE`.
+//! - `parkctl deadletters [--url URL] [--limit N] [--json]`: what ingest
+//!   rejected (bad payloads, topics outside the sender's branch, batches
+//!   the database refused), newest first, from `GET /deadletters`.
 //! - `parkctl tail`, `parkctl incidents list|show|report|act`,
 //!   `parkctl token new|hash`: the live alarm stream, the incident loop and
 //!   API tokens (see `docs/api.md`).
@@ -41,6 +44,9 @@ enum Command {
         /// The ingest configuration file (TOML).
         file: PathBuf,
     },
+    /// List what ingest rejected, newest first: time, reason, topic, error
+    /// and the start of the payload (from `GET /deadletters`).
+    Deadletters(parkwatch_ingest::cli::deadletters::DeadlettersArgs),
     /// `tail`, `incidents`, `token`: see `parkwatch_ingest::cli`.
     #[command(flatten)]
     Ops(Box<parkwatch_ingest::cli::Command>),
@@ -88,6 +94,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Ops(cmd) => parkwatch_ingest::cli::run(*cmd),
+        Command::Deadletters(args) => parkwatch_ingest::cli::deadletters::run(args),
         Command::CheckConfig { file } => match IngestConfig::load(&file) {
             Ok(_) => {
                 println!("ok");

@@ -9,6 +9,7 @@
 //! error.
 
 pub mod client;
+pub mod deadletters;
 pub mod format;
 pub mod incidents;
 pub mod tail;

@@ -1,0 +1,152 @@
+//! `kill -9` of ingest under load, three times, each time started again:
+//! with the edges' outboxes nothing is lost and nothing is doubled.
+//!
+//! Load: two real `parkwatch-edge` processes (their durable outbox, box
+//! health every 0.5 s) and two synthetic edges (rumqttc, 1 000 points/s
+//! each, resending whatever is not acknowledged) publish through the
+//! embedded broker, which dies with ingest each time.
+//!
+//! What makes "once" hold: ingest's telemetry dedup record (a batch it
+//! recorded as stored is acknowledged again without being written) and,
+//! for the one window it cannot close (the database stored a write but
+//! ingest died before reading the answer), VictoriaMetrics'
+//! `-dedup.minScrapeInterval=1ms`, which docs/timeseries.md requires in
+//! production and which this test therefore uses.
+
+mod ingest_support;
+
+use std::time::Duration;
+
+use ingest_support::{LoadEdge, LoadSpec, check_exactly_once, metric, t0};
+use parkwatch_tests::stack::{EdgeSpec, Ingest, edge_config, start_edge};
+use parkwatch_tests::{ChildGuard, VictoriaMetrics, wait_for};
+
+const INTERVAL_S: f64 = 0.5;
+
+/// The box-health samples of a real edge: (timestamps ascending, doubled).
+fn health_samples(vm: &VictoriaMetrics, edge: &str) -> (Vec<i64>, usize) {
+    let series = vm.export(&format!(
+        r#"{{__name__="edge_health_process_uptime_s",edge="{edge}"}}"#
+    ));
+    let mut ts: Vec<i64> = series
+        .iter()
+        .flat_map(|s| {
+            s["timestamps"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|t| t.as_i64())
+        })
+        .collect();
+    ts.sort_unstable();
+    let before = ts.len();
+    ts.dedup();
+    (ts.clone(), before - ts.len())
+}
+
+#[test]
+fn kill9_ingest_under_load_loses_and_doubles_nothing() {
+    let vm = VictoriaMetrics::start_with_args(&["-dedup.minScrapeInterval=1ms"]);
+    let creds = [
+        ("edge-k1", "pw-k1"),
+        ("edge-k2", "pw-k2"),
+        ("load-k1", "pw-lk1"),
+        ("load-k2", "pw-lk2"),
+    ];
+    let mut ingest = Ingest::start(&vm, &creds);
+    let dir = tempfile::tempdir().unwrap();
+    let mut edges: Vec<ChildGuard> = creds[..2]
+        .iter()
+        .map(|(edge, password)| {
+            let sub = dir.path().join(edge);
+            std::fs::create_dir_all(&sub).unwrap();
+            let config = edge_config(
+                &sub,
+                &EdgeSpec {
+                    edge,
+                    password,
+                    mqtt_port: ingest.mqtt_port(),
+                    telemetry_secs: INTERVAL_S,
+                    cameras: vec![],
+                    extra: String::new(),
+                },
+            );
+            start_edge(&config)
+        })
+        .collect();
+    let base = t0();
+    let loads: Vec<LoadEdge> = creds[2..]
+        .iter()
+        .map(|(e, p)| {
+            LoadEdge::start(LoadSpec {
+                rate: 20.0,
+                streams: 50,
+                batches: 900,
+                t0_ms: base,
+                ..LoadSpec::new(e, p, ingest.mqtt_port())
+            })
+        })
+        .collect();
+
+    let mut duplicates_seen = 0.0;
+    for round in 0..3 {
+        std::thread::sleep(Duration::from_secs(8));
+        duplicates_seen += metric(
+            &ingest,
+            "parkwatch_ingest_duplicates_total{kind=\"stored\"}",
+        );
+        let status = ingest.child().kill9();
+        println!("round {round}: ingest killed ({status:?})");
+        std::thread::sleep(Duration::from_secs(2));
+        ingest.start_again();
+    }
+
+    for l in &loads {
+        l.wait_all_acked(Duration::from_secs(120));
+    }
+    for l in &loads {
+        let c = check_exactly_once(&vm, &l.spec, Duration::from_secs(60));
+        println!(
+            "{}: {c:?}; {} sends for {} batches, {} connections",
+            l.spec.edge,
+            l.sends(),
+            l.spec.batches,
+            l.connects()
+        );
+        assert!(l.connects() >= 4, "reconnected after every kill");
+    }
+
+    // The real edges: every box-health sample once, none missing.
+    std::thread::sleep(Duration::from_secs(3));
+    for (edge, _) in &creds[..2] {
+        let (ts, doubled) = wait_for(
+            &format!("{edge}'s box health"),
+            Duration::from_secs(30),
+            Duration::from_millis(500),
+            || {
+                let (ts, d) = health_samples(&vm, edge);
+                (ts.len() > 40).then_some((ts, d))
+            },
+        );
+        assert_eq!(doubled, 0, "{edge}: doubled samples");
+        let max_gap = ts.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+        let span_s = (ts[ts.len() - 1] - ts[0]) as f64 / 1000.0;
+        println!(
+            "{edge}: {} samples over {span_s:.1} s, largest gap {max_gap} ms",
+            ts.len()
+        );
+        assert!(
+            (max_gap as f64) < 1900.0 * INTERVAL_S,
+            "{edge}: a gap of {max_gap} ms means a lost batch (interval {INTERVAL_S} s)"
+        );
+    }
+    for e in &mut edges {
+        assert!(e.is_running(), "edge exited: {}", e.log_tail(30));
+    }
+    duplicates_seen += metric(
+        &ingest,
+        "parkwatch_ingest_duplicates_total{kind=\"stored\"}",
+    );
+    println!("re-sent batches ingest recognised as stored: {duplicates_seen}");
+}
