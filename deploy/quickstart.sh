@@ -9,11 +9,12 @@
 #        parkwatch-ingest               :1883 MQTT (embedded broker), :8080 HTTP
 #        parkwatch-edge (demo-edge)     :9108 /metrics
 #      with deploy/quickstart/{ingest,edge}.toml
-#   4. waits until camera telemetry is queryable and the first alarm is
-#      raised, prints where to look, and keeps running until Ctrl-C.
+#   4. waits until camera telemetry is queryable, the first alarm is raised
+#      and ingest opened its incident, prints where to look (parkctl tail,
+#      the incident API), and keeps running until Ctrl-C.
 #
 # Options:
-#   --check        exit 0 once telemetry and an alarm were seen (a smoke test)
+#   --check        exit 0 once telemetry, an alarm and its incident were seen
 #   --no-build     use the binaries already in target/release
 # Logs and data: .cache/quickstart/ (removed at each start).
 set -euo pipefail
@@ -105,9 +106,10 @@ wait_port 8080 parkwatch-ingest
 start parkwatch-edge "$BIN/parkwatch-edge" --config deploy/quickstart/edge.toml
 wait_port 9108 parkwatch-edge
 
-say "waiting for camera telemetry in VictoriaMetrics and the first alarm"
+say "waiting for camera telemetry in VictoriaMetrics, the first alarm and its incident"
 seen_points=0
 seen_alarm=0
+seen_incident=0
 for _ in $(seq 1 120); do
     if [[ $seen_points -eq 0 ]]; then
         curl -s -o /dev/null http://127.0.0.1:8428/internal/force_flush || true
@@ -123,7 +125,13 @@ for _ in $(seq 1 120); do
         seen_alarm=1
         echo "quickstart: the edge raised its first alarm"
     fi
-    [[ $seen_points -eq 1 && $seen_alarm -eq 1 ]] && break
+    if [[ $seen_alarm -eq 1 && $seen_incident -eq 0 ]] &&
+        curl -s -H 'Authorization: Bearer pw_demo_operator' \
+            'http://127.0.0.1:8080/api/v1/incidents?limit=1' | grep -q '"id"'; then
+        seen_incident=1
+        echo "quickstart: ingest opened the first incident"
+    fi
+    [[ $seen_points -eq 1 && $seen_alarm -eq 1 && $seen_incident -eq 1 ]] && break
     for pid in "${PIDS[@]}"; do
         if ! kill -0 "$pid" 2>/dev/null; then
             echo "quickstart: a process exited early; logs in $STATE" >&2
@@ -133,8 +141,8 @@ for _ in $(seq 1 120); do
     done
     sleep 1
 done
-if [[ $seen_points -eq 0 || $seen_alarm -eq 0 ]]; then
-    echo "quickstart: no telemetry or no alarm within 2 minutes; logs in $STATE" >&2
+if [[ $seen_points -eq 0 || $seen_alarm -eq 0 || $seen_incident -eq 0 ]]; then
+    echo "quickstart: no telemetry, alarm or incident within 2 minutes; logs in $STATE" >&2
     exit 1
 fi
 
@@ -142,9 +150,15 @@ cat <<EOF
 
 parkwatch is running. Where to look:
 
-  Alarms as the edge raises them (one line each, with kind, zone, objects):
-    grep 'Alarm\.' $STATE/parkwatch-edge.log
-    mosquitto_sub -p 1883 -u demo-edge -P demo-password -t 'parkwatch/+/+/alarms'
+  Alarms and incidents live, one line each (Ctrl-C to leave):
+    $BIN/parkctl tail --token pw_demo_operator
+
+  The incidents they opened, and one with its whole timeline:
+    $BIN/parkctl incidents list --token pw_demo_operator
+    $BIN/parkctl incidents show 1 --token pw_demo_operator
+    curl -s -H 'Authorization: Bearer pw_demo_operator' http://127.0.0.1:8080/api/v1/incidents
+
+  What the edge decided, with latency: grep 'Alarm\.' $STATE/parkwatch-edge.log
 
   Camera and box health in VictoriaMetrics (InfluxDB v2 write API):
     curl -s http://127.0.0.1:8428/api/v1/query --data-urlencode 'query=camera_stream_frames_decoded'

@@ -132,6 +132,25 @@ else
     note "ONNX Runtime: $PREFIX/lib/libonnxruntime.so -> $ORT_LIB"
 fi
 
+# --- 2b. API test tools from PyPI: schemathesis, openapi-spec-validator ------
+# In their own virtual environment under .cache (the incident API's OpenAPI
+# test runs them against a live server).
+ST_VENV=$ROOT/.cache/schemathesis-venv
+SCHEMATHESIS_VERSION=4.32.5
+OPENAPI_VALIDATOR_VERSION=0.9.0
+if [[ -x $ST_VENV/bin/st ]] && [[ -x $ST_VENV/bin/openapi-spec-validator ]] &&
+    compgen -G "$ST_VENV/lib/python*/site-packages/schemathesis-$SCHEMATHESIS_VERSION.dist-info" >/dev/null; then
+    note "schemathesis $SCHEMATHESIS_VERSION present in $ST_VENV"
+else
+    PY=$(find_python) || die "no python3 with pip found (set PARKWATCH_PYTHON)"
+    say "installing schemathesis into $ST_VENV"
+    rm -rf "$ST_VENV"
+    "$PY" -m venv "$ST_VENV"
+    "$ST_VENV/bin/pip" install --quiet --disable-pip-version-check --no-input \
+        "schemathesis==$SCHEMATHESIS_VERSION" "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
+    note "schemathesis $SCHEMATHESIS_VERSION installed into $ST_VENV"
+fi
+
 # --- 3. Detector weights --------------------------------------------------------
 manifest_value() { # manifest_value FILE KEY: a top-level string value
     sed -n "s/^$2[[:space:]]*=[[:space:]]*\"\\([^\"]*\\)\".*/\\1/p" "$1" | head -n 1
