@@ -7,7 +7,7 @@
 #        VictoriaMetrics               :8428  (time series, InfluxDB v2 write API)
 #        deploy/rtsp-server.py          :8554  (three looping cameras from real video)
 #        parkwatch-ingest               :1883 MQTT (embedded broker), :8080 HTTP
-#        parkwatch-edge (demo-edge)     :9108 /metrics
+#        parkwatch-edge (edge-p01)     :9108 /metrics
 #      with deploy/quickstart/{ingest,edge}.toml
 #   4. waits until camera telemetry is queryable, the first alarm is raised
 #      and ingest opened its incident, prints where to look (parkctl tail,
@@ -114,7 +114,7 @@ for _ in $(seq 1 120); do
     if [[ $seen_points -eq 0 ]]; then
         curl -s -o /dev/null http://127.0.0.1:8428/internal/force_flush || true
         if curl -s 'http://127.0.0.1:8428/api/v1/query' \
-            --data-urlencode 'query=camera_stream_frames_decoded{edge="demo-edge"}' |
+            --data-urlencode 'query=camera_stream_frames_decoded{edge="edge-p01"}' |
             grep -q '"camera"'; then
             seen_points=1
             echo "quickstart: telemetry is arriving"

@@ -432,8 +432,17 @@ impl IngestConfig {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<LoadedConfig, Problems> {
         let (mut config, source_map) = parkwatch_config::parse_toml::<IngestConfig>(path, text)?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        config.make_paths_absolute(base);
+        // Relative paths in the file are relative to the file's folder; make
+        // that folder absolute so every derived path is too (a path joined
+        // twice must not depend on the working directory).
+        let parent = path.parent().unwrap_or(Path::new("."));
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        let base = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
+        config.make_paths_absolute(&base);
         let mut issues = config.validate();
         let mut site_problems = Vec::new();
         let site = match &config.site_dir {
