@@ -9,11 +9,13 @@
 //!
 //! Guarantees and limits: an ack is only ever built from entries the writer
 //! reported after a successful (or definitively refused) write. Publishing
-//! goes through [`AckPublisher`]; a failure is logged and the entries are
-//! not retried, because a lost ack only makes the edge send the batch again
-//! and the database write is idempotent (same series, same timestamp). When
-//! the input channel closes (shutdown), whatever is pending is published
-//! before the task returns.
+//! goes through [`AckPublisher`], which must not wait (the MQTT client's
+//! request queue may be full, see [`crate::consumer`]); an ack that could
+//! not be handed over goes back into the batcher and is offered again at
+//! the next tick. When the input channel closes (shutdown), whatever is
+//! pending is published before the task returns (a few attempts; an ack
+//! lost then only makes the edge send the record again, which ingest
+//! recognises as a duplicate).
 //!
 //! Ack lag: an entry may carry the time its record arrived at ingest; when
 //! its ack is published the time since is added to the per-edge summary
@@ -52,6 +54,8 @@ pub struct AckBatcher {
 /// One ack ready to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingAck {
+    /// Site id.
+    pub site: String,
     /// Full topic name.
     pub topic: String,
     /// The ack.
@@ -70,6 +74,16 @@ impl AckBatcher {
         }
     }
 
+    /// Puts an ack that could not be published back, to be sent again.
+    pub fn put_back(&mut self, out: OutgoingAck) {
+        let (seqs, received) = self
+            .pending
+            .entry((out.site, out.ack.edge.clone()))
+            .or_default();
+        seqs.extend(out.ack.seqs());
+        received.extend(out.received);
+    }
+
     /// Whether nothing is pending.
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
@@ -84,6 +98,7 @@ impl AckBatcher {
         for ((site, edge), (seqs, received)) in pending {
             match EdgeTopic::new(&site, &edge, TopicKind::Ack) {
                 Ok(t) => out.push(OutgoingAck {
+                    site: site.clone(),
                     topic: t.render(prefix),
                     ack: DeliveryAck::from_seqs(&edge, seqs),
                     received,
@@ -129,7 +144,16 @@ pub async fn run_acker<P: AckPublisher>(
             }
         }
     }
-    publish_all(&mut batcher, &publisher, &prefix, &metrics).await;
+    for _ in 0..20 {
+        publish_all(&mut batcher, &publisher, &prefix, &metrics).await;
+        if batcher.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if !batcher.is_empty() {
+        warn!("Delivery acks left unpublished at shutdown; those edges will resend.");
+    }
     debug!("Acker finished.");
 }
 
@@ -139,6 +163,7 @@ async fn publish_all<P: AckPublisher>(
     prefix: &str,
     metrics: &Metrics,
 ) {
+    let mut retry = Vec::new();
     for out in batcher.drain(prefix) {
         let ranges = out.ack.acked.len();
         match publisher
@@ -157,9 +182,13 @@ async fn publish_all<P: AckPublisher>(
                 debug!(topic = %out.topic, ranges, "Published delivery ack.");
             }
             Err(e) => {
-                warn!(topic = %out.topic, err = %e, "Cannot publish delivery ack; the edge will resend.")
+                debug!(topic = %out.topic, err = %e, "Cannot hand a delivery ack over yet; retrying at the next tick.");
+                retry.push(out);
             }
         }
+    }
+    for out in retry {
+        batcher.put_back(out);
     }
 }
 
@@ -247,6 +276,54 @@ mod tests {
         let second = decode_ack(&got[1].1).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(second.seqs().collect::<Vec<_>>(), vec![4]);
         assert_eq!(metrics.acks_published(), 2);
+    }
+
+    /// Refuses the first `fail` publishes, then records.
+    #[derive(Clone, Default)]
+    struct Flaky {
+        fail: Arc<Mutex<u32>>,
+        rec: Recorder,
+    }
+
+    impl AckPublisher for Flaky {
+        async fn publish(&self, topic: String, payload: Vec<u8>) -> Result<(), String> {
+            if let Ok(mut f) = self.fail.lock()
+                && *f > 0
+            {
+                *f -= 1;
+                return Err("queue full".into());
+            }
+            self.rec.publish(topic, payload).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ack_that_cannot_be_handed_over_is_offered_again() {
+        let (tx, rx) = mpsc::channel(16);
+        let flaky = Flaky {
+            fail: Arc::new(Mutex::new(2)),
+            ..Flaky::default()
+        };
+        let metrics = Arc::new(Metrics::default());
+        let task = tokio::spawn(run_acker(
+            rx,
+            flaky.clone(),
+            "pw".into(),
+            Duration::from_millis(200),
+            metrics.clone(),
+        ));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        for seq in [1, 2, 5] {
+            let _ = tx.send(entry("s1", "e1", seq)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let got = flaky.rec.0.lock().map(|v| v.clone()).unwrap_or_default();
+        assert_eq!(got.len(), 1, "published once, after two refusals");
+        let ack = decode_ack(&got[0].1).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ack.seqs().collect::<Vec<_>>(), vec![1, 2, 5]);
+        drop(tx);
+        let _ = task.await;
+        assert_eq!(metrics.acks_published(), 1);
     }
 
     #[tokio::test]

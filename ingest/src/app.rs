@@ -3,8 +3,9 @@
 //! Start order: HTTP listener (bound first so a taken port fails at once),
 //! data dir, incident store (when `site_dir` is set: migrations applied),
 //! embedded broker (if any), overdue checker, time-series writer, acker,
-//! MQTT poller and processor, HTTP server (with `/api/v1` when incidents
-//! are on).
+//! two MQTT links (urgent records and telemetry, see
+//! [`crate::consumer`]), each with its poller and processor, HTTP server
+//! (with `/api/v1` when incidents are on).
 //!
 //! Shutdown, when `shutdown` resolves (the first SIGINT/SIGTERM; `main`
 //! exits at once on a second one):
@@ -33,7 +34,8 @@ use crate::acks::run_acker;
 use crate::broker::{EmbeddedBroker, INTERNAL_USER};
 use crate::config::{BrokerMode, LoadedConfig};
 use crate::consumer::{
-    Classifier, MqttAckPublisher, MqttSettings, Routes, run_poller, run_processor, shared,
+    Classifier, MqttAckPublisher, MqttSettings, Routes, TELEMETRY_CLIENT_SUFFIX, run_poller,
+    run_processor, shared, split_urgent,
 };
 use crate::edges::EdgeRegistry;
 use crate::metrics::Metrics;
@@ -227,7 +229,22 @@ pub async fn run(
             .with_deadletters(deadletters.clone(), &cfg.topic_prefix)
             .run(),
     );
+    // Two connections: status, alarms, snapshots and config acks never
+    // queue behind telemetry in the broker (see `consumer`, "Two links").
+    let (urgent_subs, telemetry_subs) = split_urgent(mqtt.subscriptions.clone());
+    let mqtt_tel = MqttSettings {
+        client_id: format!("{}{TELEMETRY_CLIENT_SUFFIX}", mqtt.client_id),
+        subscriptions: telemetry_subs,
+        ..mqtt.clone()
+    };
+    let mqtt = MqttSettings {
+        subscriptions: urgent_subs,
+        ..mqtt
+    };
+    metrics.set_consumer_links(2);
     let (client, eventloop) = crate::consumer::connect(&mqtt);
+    let (tclient, teventloop) = crate::consumer::connect(&mqtt_tel);
+    let (trecv_tx, trecv_rx) = mpsc::channel(1024);
     let mut acker = tokio::spawn(run_acker(
         ack_rx,
         MqttAckPublisher(client.clone()),
@@ -236,6 +253,7 @@ pub async fn run(
         metrics.clone(),
     ));
     let epoch = Arc::new(AtomicU64::new(0));
+    let tepoch = Arc::new(AtomicU64::new(0));
     let mut poller = tokio::spawn(run_poller(
         eventloop,
         client.clone(),
@@ -243,21 +261,41 @@ pub async fn run(
         recv_tx,
         epoch.clone(),
         metrics.clone(),
-        kill_rx,
+        kill_rx.clone(),
+        0,
     ));
+    let mut tpoller = tokio::spawn(run_poller(
+        teventloop,
+        tclient.clone(),
+        mqtt_tel.subscriptions.clone(),
+        trecv_tx,
+        tepoch.clone(),
+        metrics.clone(),
+        kill_rx,
+        1,
+    ));
+    let routes = Routes {
+        writer: write_tx,
+        edges: edges.clone(),
+        metrics: metrics.clone(),
+        incidents: incidents.clone(),
+        acks: consumer_acks,
+        deadletters: Some(deadletters.clone()),
+    };
     let processor = tokio::spawn(run_processor(
         recv_rx,
         client.clone(),
         epoch,
         classifier(&loaded),
-        Routes {
-            writer: write_tx,
-            edges: edges.clone(),
-            metrics: metrics.clone(),
-            incidents: incidents.clone(),
-            acks: consumer_acks,
-            deadletters: Some(deadletters.clone()),
-        },
+        routes.clone(),
+        stop_rx.clone(),
+    ));
+    let tprocessor = tokio::spawn(run_processor(
+        trecv_rx,
+        tclient.clone(),
+        tepoch,
+        classifier(&loaded),
+        routes,
         stop_rx,
     ));
     let mut router =
@@ -311,6 +349,7 @@ pub async fn run(
         let _ = t.await;
     }
     let _ = processor.await;
+    let _ = tprocessor.await;
     // 2. Drain the writer and the acker within the grace time.
     let grace = Duration::from_millis(cfg.shutdown_grace_ms);
     let drained = tokio::time::timeout(grace, async {
@@ -329,12 +368,18 @@ pub async fn run(
     }
     // 3. Disconnect after the queued acks.
     let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
-    if tokio::time::timeout(Duration::from_secs(2), &mut poller)
+    let _ = tokio::time::timeout(Duration::from_secs(1), tclient.disconnect()).await;
+    let pollers = async {
+        let _ = (&mut poller).await;
+        let _ = (&mut tpoller).await;
+    };
+    if tokio::time::timeout(Duration::from_secs(2), pollers)
         .await
         .is_err()
     {
         let _ = kill_tx.send(true);
         let _ = poller.await;
+        let _ = tpoller.await;
     }
     // 4. HTTP last, so /healthz answers during the drain.
     let _ = http_stop_tx.send(true);

@@ -19,7 +19,8 @@
 //!   ([`INTERNAL_CLIENT_ID`]) only by [`INTERNAL_USER`] (which may use no
 //!   other). MQTT sessions, and with them queued messages and the last
 //!   will, belong to a client id, so no login can take over an edge's or
-//!   ingest's session, kick it off, or have its will published. Other
+//!   ingest's session, kick it off, or have its will published. (Ingest's
+//!   telemetry link uses the same id with `-telemetry` appended.) Other
 //!   client ids (an operator's `mosquitto_sub`) are open to any valid
 //!   login. Refused logins are logged and counted
 //!   (`parkwatch_ingest_logins_refused_total{reason}`).
@@ -66,8 +67,16 @@ use crate::secret::Secret;
 pub const INTERNAL_USER: &str = "ingest@parkwatch";
 
 /// Client id of ingest's own client on the embedded broker, reserved for
-/// [`INTERNAL_USER`].
+/// [`INTERNAL_USER`] (as is the same id with
+/// [`crate::consumer::TELEMETRY_CLIENT_SUFFIX`], its telemetry link).
 pub const INTERNAL_CLIENT_ID: &str = "parkwatch-ingest";
+
+fn is_internal_client_id(id: &str) -> bool {
+    id == INTERNAL_CLIENT_ID
+        || id
+            .strip_prefix(INTERNAL_CLIENT_ID)
+            .is_some_and(|rest| rest == crate::consumer::TELEMETRY_CLIENT_SUFFIX)
+}
 
 /// Bytes per commitlog segment of one subscription filter.
 pub const SEGMENT_BYTES: usize = 8 * 1024 * 1024;
@@ -291,7 +300,7 @@ impl ConnectAuth {
             return Err(LoginRefusal::BadPassword);
         }
         let internal_user = user == INTERNAL_USER;
-        let internal_id = client_id == INTERNAL_CLIENT_ID;
+        let internal_id = is_internal_client_id(client_id);
         if internal_user != internal_id {
             return Err(LoginRefusal::ClientId);
         }
@@ -405,6 +414,13 @@ mod tests {
             // Nor ingest's, and ingest's login is tied to its client id.
             (INTERNAL_CLIENT_ID, "edge-p01", "pw1", Err(ClientId)),
             (INTERNAL_CLIENT_ID, INTERNAL_USER, "int", Ok(())),
+            ("parkwatch-ingest-telemetry", INTERNAL_USER, "int", Ok(())),
+            (
+                "parkwatch-ingest-telemetry",
+                "edge-p01",
+                "pw1",
+                Err(ClientId),
+            ),
             ("edge-p01", INTERNAL_USER, "int", Err(ClientId)),
             ("tool", INTERNAL_USER, "int", Err(ClientId)),
             // A tool with its own client id and a valid login is fine.
@@ -416,7 +432,7 @@ mod tests {
                 "{client} {user} {pass}"
             );
         }
-        assert_eq!(metrics.logins_refused_count("client_id"), 4);
+        assert_eq!(metrics.logins_refused_count("client_id"), 5);
         assert_eq!(metrics.logins_refused_count("bad_password"), 2);
         assert!(!format!("{auth:?}").contains("pw1"));
     }

@@ -16,6 +16,18 @@
 //! broker keeps the subscription and queues messages while the client is
 //! briefly away. (rumqttd keeps that session in memory only.)
 //!
+//! # Two links
+//!
+//! Ingest opens two connections ([`split_urgent`]): one for status,
+//! alarms, snapshots and config acks (client id as configured), one for
+//! telemetry (client id + [`TELEMETRY_CLIENT_SUFFIX`]), each with its own
+//! poller and processor. A broker serves one connection's in-flight window
+//! from whatever it has queued, and rumqttd 0.20 kept feeding a connection
+//! from the telemetry backlog while an alarm waited: with 50 edges
+//! saturating ingest, no alarm at all got through in 60 s on one shared
+//! connection. On its own connection an alarm waits for nothing but other
+//! urgent records, as in the edge's outbox. `/healthz` wants both links up.
+//!
 //! # Flow control
 //!
 //! Two tasks. The *poller* drives the rumqttc event loop (keep-alive,
@@ -25,8 +37,18 @@
 //! requires. When the writer's queue is full the processor waits, stops
 //! acking, and the broker stops sending once its in-flight window (100 for
 //! rumqttd, `max_inflight_messages` for Mosquitto) is full; meanwhile the
-//! poller keeps the connection alive. The channel between them holds more
-//! than any broker's window, so the poller does not block on it in practice.
+//! poller keeps the connection alive.
+//!
+//! Neither the processor nor the acker ever *waits* on rumqttc's request
+//! queue: PUBACKs and delivery acks are handed over with `try_*` calls, and
+//! what does not fit is kept (PUBACKs in order, in the processor; acks in
+//! the acker's batcher) and handed over again shortly. Waiting there would
+//! close a cycle: the request queue drains only while the poller polls,
+//! the poller stops polling while the processor's channel is full, and the
+//! processor (directly, or through writer → acker) would wait for the
+//! request queue. A broker that keeps more publishes unacknowledged than
+//! both channels hold (seen with Mosquitto 2.0 and 2 560 publishes in
+//! flight from 20 clients) deadlocked ingest that way.
 //!
 //! A publish received on a connection that has since been replaced is not
 //! acked (its packet id belongs to the old connection); the broker sends it
@@ -59,7 +81,7 @@
 //! [`crate::incidents::intake`]); if storing fails the record is not
 //! acknowledged and the edge sends it again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -274,7 +296,9 @@ pub struct Received {
 }
 
 /// Drives the event loop until ingest's client sends DISCONNECT or `kill`
-/// turns true. Forwards publishes to `tx`; resubscribes on every connect.
+/// turns true. Forwards publishes to `tx`; resubscribes on every connect;
+/// reports the connection state as MQTT link `link` in the metrics.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_poller(
     mut eventloop: EventLoop,
     client: AsyncClient,
@@ -283,6 +307,7 @@ pub async fn run_poller(
     epoch: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
     mut kill: watch::Receiver<bool>,
+    link: usize,
 ) {
     let backoff = Backoff::try_new(Duration::from_millis(200), Duration::from_secs(15));
     let mut failures: u32 = 0;
@@ -296,8 +321,9 @@ pub async fn run_poller(
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 failures = 0;
                 let e = epoch.fetch_add(1, Ordering::SeqCst) + 1;
-                metrics.set_consumer_connected(true);
+                metrics.set_link_connected(link, true);
                 info!(
+                    link,
                     session_present = ack.session_present,
                     connection = e,
                     "Connected to the MQTT broker."
@@ -333,13 +359,13 @@ pub async fn run_poller(
                 }
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => {
-                metrics.set_consumer_connected(false);
+                metrics.set_link_connected(link, false);
                 info!("Disconnected from the MQTT broker.");
                 return;
             }
             Ok(_) => {}
             Err(e) => {
-                metrics.set_consumer_connected(false);
+                metrics.set_link_connected(link, false);
                 let delay = match &backoff {
                     Ok(b) => b.delay(failures, rand::random::<f64>()),
                     Err(_) => Duration::from_secs(1),
@@ -398,7 +424,11 @@ pub async fn run_processor(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut limiter = LogLimiter::new(5, Duration::from_secs(60));
+    // PUBACKs not yet taken by the client's request queue, oldest first,
+    // with the connection they belong to (see "Flow control").
+    let mut unacked: VecDeque<(u64, Publish)> = VecDeque::new();
     loop {
+        flush_acks(&client, &mut unacked, &epoch);
         let r = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
@@ -406,6 +436,7 @@ pub async fn run_processor(
                 Some(r) => r,
                 None => break,
             },
+            () = tokio::time::sleep(ACK_RETRY), if !unacked.is_empty() => continue,
         };
         let topic = r.publish.topic.as_str();
         match classifier.classify(topic, &r.publish.payload) {
@@ -435,14 +466,32 @@ pub async fn run_processor(
                 }
             }
         }
-        if r.epoch == epoch.load(Ordering::SeqCst)
-            && let Err(e) = client.ack(&r.publish).await
-        {
-            warn!(err = %e, "Cannot ack an MQTT message; client is gone.");
-            break;
+        if r.epoch == epoch.load(Ordering::SeqCst) {
+            // Only the packet id and QoS matter for the PUBACK.
+            let mut p = r.publish;
+            p.payload = bytes::Bytes::new();
+            unacked.push_back((r.epoch, p));
         }
     }
+    flush_acks(&client, &mut unacked, &epoch);
     debug!("Consumer stopped accepting messages.");
+}
+
+/// How soon PUBACKs that did not fit in the client's request queue are
+/// offered again.
+const ACK_RETRY: Duration = Duration::from_millis(5);
+
+/// Hands queued PUBACKs to the client, in order, while its request queue
+/// has room; drops those of a connection that has since been replaced
+/// (the broker sends those messages again on the new one).
+fn flush_acks(client: &AsyncClient, queue: &mut VecDeque<(u64, Publish)>, epoch: &AtomicU64) {
+    let current = epoch.load(Ordering::SeqCst);
+    while let Some((e, p)) = queue.front() {
+        if *e == current && client.try_ack(p).is_err() {
+            break;
+        }
+        queue.pop_front();
+    }
 }
 
 /// Routes one accepted message; false when shutdown interrupted it.
@@ -578,6 +627,17 @@ fn truncate_topic(t: &str) -> &str {
     &t[..end]
 }
 
+/// Appended to ingest's client id for its telemetry connection.
+pub const TELEMETRY_CLIENT_SUFFIX: &str = "-telemetry";
+
+/// Splits subscription filters into (urgent, telemetry): filters ending in
+/// `/telemetry` go to the telemetry link, all others to the urgent one.
+pub fn split_urgent(filters: Vec<String>) -> (Vec<String>, Vec<String>) {
+    filters
+        .into_iter()
+        .partition(|f| !f.ends_with("/telemetry"))
+}
+
 /// Applies `$share/<group>/` to each filter when a group is set.
 pub fn shared(filters: Vec<String>, group: Option<&str>) -> Vec<String> {
     match group {
@@ -594,11 +654,12 @@ pub fn shared(filters: Vec<String>, group: Option<&str>) -> Vec<String> {
 pub struct MqttAckPublisher(pub AsyncClient);
 
 impl crate::acks::AckPublisher for MqttAckPublisher {
+    /// Never waits: a full request queue is an error, and the acker
+    /// offers the ack again at its next tick.
     async fn publish(&self, topic: String, payload: Vec<u8>) -> Result<(), String> {
         self.0
-            .publish(topic, QoS::AtLeastOnce, false, payload)
-            .await
-            .map_err(|e| e.to_string())
+            .try_publish(topic, QoS::AtLeastOnce, false, payload)
+            .map_err(|_| "the MQTT client's request queue is full".to_owned())
     }
 }
 
@@ -746,6 +807,15 @@ mod tests {
             Ok(Inbound::Status(got)) => assert_eq!(got, s),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn telemetry_gets_its_own_link() {
+        let all = parkwatch_protocol::ingest_subscriptions("pw");
+        let (urgent, telemetry) = split_urgent(shared(all.clone(), Some("g")));
+        assert_eq!(telemetry, vec!["$share/g/pw/+/+/telemetry"]);
+        assert_eq!(urgent.len(), all.len() - 1);
+        assert!(urgent.iter().any(|f| f.ends_with("/alarms")));
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct Metrics {
     broker_up: AtomicBool,
     embedded_broker: AtomicBool,
     consumer_connected: AtomicBool,
+    /// Bit per MQTT link that is connected, and how many links there are.
+    links_up: AtomicU64,
+    links: AtomicU64,
     last_write_ok_ms: AtomicI64,
     last_write_err_ms: AtomicI64,
     last_write_error: Mutex<Option<String>>,
@@ -259,8 +262,33 @@ impl Metrics {
         self.broker_up.store(up, Ordering::Relaxed);
     }
 
-    /// Sets whether ingest's MQTT client is connected.
+    /// Sets whether ingest's MQTT client is connected (link 0).
     pub fn set_consumer_connected(&self, up: bool) {
+        self.set_link_connected(0, up);
+    }
+
+    /// Ingest uses `n` MQTT links (1..=64); default 1.
+    pub fn set_consumer_links(&self, n: usize) {
+        self.links
+            .store((n as u64).clamp(1, 64) - 1, Ordering::Relaxed);
+        self.update_connected();
+    }
+
+    /// Sets whether MQTT link `link` (0-based) is connected.
+    pub fn set_link_connected(&self, link: usize, up: bool) {
+        let bit = 1u64 << (link.min(63));
+        if up {
+            self.links_up.fetch_or(bit, Ordering::Relaxed);
+        } else {
+            self.links_up.fetch_and(!bit, Ordering::Relaxed);
+        }
+        self.update_connected();
+    }
+
+    fn update_connected(&self) {
+        let n = self.links.load(Ordering::Relaxed) + 1;
+        let all = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+        let up = self.links_up.load(Ordering::Relaxed) & all == all;
         self.consumer_connected.store(up, Ordering::Relaxed);
     }
 
@@ -802,6 +830,14 @@ mod tests {
         assert!(!m.health().healthy, "a full queue is unhealthy");
         m.queue_add(-1);
         assert!(m.health().healthy);
+
+        let two = Metrics::new(2, true);
+        two.set_broker_up(true);
+        two.set_consumer_links(2);
+        two.set_link_connected(0, true);
+        assert!(!two.health().consumer_connected, "one of two links down");
+        two.set_link_connected(1, true);
+        assert!(two.health().healthy);
 
         let external = Metrics::new(2, false);
         external.set_consumer_connected(true);
