@@ -235,7 +235,7 @@ pub async fn run(config: EdgeConfig) -> anyhow::Result<()> {
                 };
                 match sink.alarm(&mut |seq| alarm.to_event(&site, &edge, seq)) {
                     Ok(ev) => info!(
-                        sensor = %alarm.sensor, alarm = %ev.alarm_id, event = ev.event.as_str(),
+                        sensor = %alarm.sensor, alarm = %ev.alarm_id, seq = ev.seq, event = ev.event.as_str(),
                         kind = ev.kind.as_str(), value = ?ev.value, "Alarm."
                     ),
                     Err(e) => warn!(sensor = %alarm.sensor, err = %e, "Sensor alarm not queued."),

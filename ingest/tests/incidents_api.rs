@@ -66,6 +66,23 @@ async fn video_alarm_loop(h: &Harness) {
         (again.incident_id, again.acks.clone()),
         (Some(id), vec![10, 9])
     );
+    // The alarm's history shows the event once, with its snapshot.
+    let (s, a) = h.get(Some("viewer"), "/alarms/a-1").await;
+    assert_eq!(s, 200, "{a}");
+    assert_eq!(a["alarm"]["alarm_id"], "a-1");
+    assert_eq!(a["alarm"]["incident_id"], id);
+    let events = a["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "a re-send is not stored again: {a}");
+    assert_eq!(events[0]["seq"], 10);
+    assert_eq!(events[0]["event"], "new");
+    assert_eq!(events[0]["snapshot_sha256"], sha.as_str());
+    let (s, e) = h.get(Some("viewer"), "/alarms/no-such-alarm").await;
+    assert_eq!(s, 404, "{e}");
+    let (s, e) = h.get(Some("viewer"), "/alarms/bad%20id").await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(e["error"]["fields"][0]["field"], "alarm_id", "{e}");
+    let (s, _) = h.get(None, "/alarms/a-1").await;
+    assert_eq!(s, 401);
 
     let (s, list) = h
         .get(Some("viewer"), "/incidents?source=video&camera=cam-p01-1")

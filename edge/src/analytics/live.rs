@@ -320,7 +320,7 @@ impl AnalyticsTask {
                         self.metrics.alarm_latency_ms.observe(latency_ms as u64);
                     }
                     info!(
-                        camera = %camera, alarm = %ev.alarm_id, event = ev.event.as_str(),
+                        camera = %camera, alarm = %ev.alarm_id, seq = ev.seq, event = ev.event.as_str(),
                         kind = ev.kind.as_str(), zone = ev.zone.as_deref().unwrap_or("-"),
                         objects = ev.objects.len(), latency_ms, "Alarm."
                     );

@@ -17,7 +17,8 @@ use super::auth::Auth;
 use super::error::{ApiError, ErrorBody};
 use super::input::{JsonBody, Obj, Params, PathId, PathText, read_body};
 use crate::incidents::model::{
-    Action, AlarmRecord, Incident, IncidentDetail, Page, Principal, Role, Source, Status,
+    Action, AlarmDetail, AlarmRecord, Incident, IncidentDetail, Page, Principal, Role, Source,
+    Status,
 };
 use crate::incidents::service::{AlarmFilter, IncidentFilter, NewReport, StepRequest};
 use crate::incidents::stats::{GRID_LEVELS, Stats};
@@ -400,6 +401,33 @@ pub async fn list_alarms(
     };
     p.finish()?;
     Ok(Json(s.incidents.alarms(&f).await?))
+}
+
+/// One alarm with every event ingest stored for it (each `(alarm id, seq)`
+/// once, however often the edge re-sent it).
+#[utoipa::path(
+    get, path = "/api/v1/alarms/{alarm_id}", tag = "alarms",
+    params(("alarm_id" = String, Path, pattern = "^[A-Za-z0-9_.:-]{1,128}$", description = "The edge's alarm id")),
+    responses(
+        (status = 200, description = "The alarm and its events, in sequence order", body = AlarmDetail),
+        (status = 400, description = "Not an alarm id", body = ErrorBody),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 404, description = "No such alarm", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_alarm(
+    State(s): State<ApiState>,
+    _auth: Auth,
+    PathText(alarm_id): PathText,
+) -> Result<Json<AlarmDetail>, ApiError> {
+    if let Err(e) = parkwatch_protocol::validate_id(&alarm_id, parkwatch_protocol::MAX_ALARM_ID_LEN)
+    {
+        return Err(ApiError::bad_request(vec![
+            crate::incidents::service::FieldError::new("alarm_id", format!("not an alarm id: {e}")),
+        ]));
+    }
+    Ok(Json(s.incidents.alarm_detail(&alarm_id).await?))
 }
 
 /// Upload a photo (JPEG or PNG, up to 4 MiB); returns its sha256 to

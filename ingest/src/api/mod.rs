@@ -62,6 +62,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/incidents/{id}/actions", post(handlers::act))
         .route("/alarms", get(handlers::list_alarms))
         .route("/alarms/stream", get(sse::stream))
+        .route("/alarms/{alarm_id}", get(handlers::get_alarm))
         .route(
             "/blobs",
             post(handlers::upload_blob).layer(DefaultBodyLimit::max(MAX_BLOB_BYTES + 1024)),

@@ -24,6 +24,7 @@ use super::{handlers, site, sse};
         handlers::get_incident,
         handlers::act,
         handlers::list_alarms,
+        handlers::get_alarm,
         sse::stream,
         handlers::upload_blob,
         handlers::get_blob,

@@ -415,6 +415,31 @@ pub struct AlarmRecord {
     pub received_at_ms: i64,
 }
 
+/// One event of an alarm as the edge sent it and ingest stored it, once
+/// per `(alarm_id, seq)`: re-sends after reconnects are not stored again.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct AlarmEventRecord {
+    /// The edge's per-edge sequence number of the event.
+    pub seq: i64,
+    /// `new`, `update` or `end`.
+    pub event: String,
+    /// When the edge saw it (ms since the epoch).
+    pub event_at_ms: i64,
+    /// When ingest stored it (ms since the epoch).
+    pub received_at_ms: i64,
+    /// sha256 of the snapshot that came with it, once stored.
+    pub snapshot_sha256: Option<String>,
+}
+
+/// An alarm with every event stored for it, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct AlarmDetail {
+    /// The alarm's latest state.
+    pub alarm: AlarmRecord,
+    /// Its events in sequence order.
+    pub events: Vec<AlarmEventRecord>,
+}
+
 /// An incident with its whole timeline and its alarms.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct IncidentDetail {

@@ -23,8 +23,8 @@ use super::clock::Clock;
 use super::deadline::{DeadlineError, WorkCalendar};
 use super::feed::{self, FeedFilter, FeedRow};
 use super::model::{
-    Action, AlarmRecord, AssigneeKind, EntryKind, Incident, IncidentDetail, LonLat, Page,
-    Principal, Role, Source, Status, TimelineEntry,
+    Action, AlarmDetail, AlarmRecord, AssigneeKind, EntryKind, Incident, IncidentDetail, LonLat,
+    Page, Principal, Role, Source, Status, TimelineEntry,
 };
 use super::store::{self, DbContext, Store, StoreError};
 use super::workflow::{self, StepError, Subject};
@@ -815,6 +815,17 @@ impl Incidents {
             items,
             total,
         })
+    }
+
+    /// One alarm with every event stored for it.
+    pub async fn alarm_detail(&self, alarm_id: &str) -> Result<AlarmDetail, IncidentError> {
+        let b = self.store.backend();
+        let mut conn = self.store.reader().acquire().await.ctx(b, "connecting")?;
+        let Some(alarm) = store::load_alarm(&mut conn, b, alarm_id).await? else {
+            return Err(IncidentError::NotFound(format!("alarm {alarm_id:?}")));
+        };
+        let events = store::alarm_events(&mut conn, b, alarm_id).await?;
+        Ok(AlarmDetail { alarm, events })
     }
 
     /// A page of alarms, newest first.

@@ -45,7 +45,9 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 use super::blobs::sha256_hex;
-use super::model::{AlarmRecord, AssigneeKind, Incident, LonLat, Source, Status, TimelineEntry};
+use super::model::{
+    AlarmEventRecord, AlarmRecord, AssigneeKind, Incident, LonLat, Source, Status, TimelineEntry,
+};
 
 /// The migrations, in order: (version, name, SQL).
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
@@ -765,6 +767,33 @@ pub async fn load_alarm(
         .await
         .ctx(b, format!("reading alarm {alarm_id}"))?;
     row.as_ref().map(alarm_from_row).transpose()
+}
+
+/// Every stored event of one alarm, in sequence order.
+pub async fn alarm_events(
+    conn: &mut AnyConnection,
+    b: Backend,
+    alarm_id: &str,
+) -> Result<Vec<AlarmEventRecord>, StoreError> {
+    const T: &str = "alarm_events";
+    let rows = sqlx::query(
+        "SELECT seq, event, event_at_ms, received_at_ms, snapshot_sha256 FROM alarm_events WHERE alarm_id = $1 ORDER BY seq",
+    )
+    .bind(alarm_id.to_owned())
+    .fetch_all(conn)
+    .await
+    .ctx(b, format!("reading the events of alarm {alarm_id}"))?;
+    rows.iter()
+        .map(|r| {
+            Ok(AlarmEventRecord {
+                seq: get(r, T, "seq")?,
+                event: get(r, T, "event")?,
+                event_at_ms: get(r, T, "event_at_ms")?,
+                received_at_ms: get(r, T, "received_at_ms")?,
+                snapshot_sha256: get(r, T, "snapshot_sha256")?,
+            })
+        })
+        .collect()
 }
 
 /// Inserts or replaces the state of one alarm.
