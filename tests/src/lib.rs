@@ -27,6 +27,7 @@
 
 mod process;
 mod rtsp;
+pub mod scene;
 pub mod stack;
 mod victoria;
 

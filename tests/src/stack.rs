@@ -18,6 +18,17 @@ use crate::{VictoriaMetrics, bin, free_port, port_open, repo_root, wait_for};
 /// The site id the tests use.
 pub const SITE: &str = "etdz-test";
 
+/// A bearer token every [`Ingest`] accepts, with the `viewer` role.
+pub const VIEWER_TOKEN: &str = "test-viewer-token";
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A running `parkwatch-ingest` with an embedded broker.
 #[derive(Debug)]
 pub struct Ingest {
@@ -38,55 +49,14 @@ impl Ingest {
     /// As [`Self::start`], with extra TOML appended to the configuration.
     #[track_caller]
     pub fn start_with(vm: &VictoriaMetrics, edges: &[(&str, &str)], extra: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let (mqtt_port, http_port) = (free_port(), free_port());
-        let mut toml = format!(
-            r#"site = "{SITE}"
-topic_prefix = "parkwatch"
-data_dir = "{data}"
-
-[broker]
-mode = "embedded"
-listen = "127.0.0.1:{mqtt_port}"
-allow_anonymous = false
-"#,
-            data = dir.path().join("data").display(),
-        );
-        for (edge, password) in edges {
-            toml.push_str(&format!(
-                "\n[[broker.edges]]\nedge = \"{edge}\"\npassword = \"{password}\"\n"
-            ));
-        }
-        toml.push_str(&format!(
-            r#"
-[timeseries]
-url = "{url}"
-org = "parkwatch"
-bucket = "parkwatch"
-batch_points = 1000
-flush_interval_ms = 200
-
-[http]
-listen = "127.0.0.1:{http_port}"
-{extra}"#,
-            url = vm.base_url(),
-        ));
-        let path = dir.path().join("ingest.toml");
-        std::fs::write(&path, toml).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let child = ChildSpec::new("parkwatch-ingest", bin("parkwatch-ingest"))
-            .arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .current_dir(repo_root())
-            .spawn();
-        let mut ingest = Self {
-            child,
-            mqtt_port,
-            http_port,
-            dir,
-        };
-        ingest.wait_ready();
-        ingest
+        Self::start_custom(
+            vm,
+            &IngestOptions {
+                edges,
+                extra,
+                ..IngestOptions::default()
+            },
+        )
     }
 
     #[track_caller]
@@ -136,6 +106,19 @@ listen = "127.0.0.1:{http_port}"
         http_get(self.http_port, path)
     }
 
+    /// `GET /api/v1{path}` with [`VIEWER_TOKEN`]; panics unless it answers
+    /// 200 with JSON.
+    #[track_caller]
+    pub fn api(&self, path: &str) -> serde_json::Value {
+        let (status, body) = http_get_bearer(
+            self.http_port,
+            &format!("/api/v1{path}"),
+            Some(VIEWER_TOKEN),
+        );
+        assert_eq!(status, 200, "GET /api/v1{path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET /api/v1{path}: {e}: {body}"))
+    }
+
     /// The Prometheus text of `/metrics`.
     #[track_caller]
     pub fn metrics(&self) -> String {
@@ -148,11 +131,17 @@ listen = "127.0.0.1:{http_port}"
 /// A minimal blocking HTTP/1.1 GET on 127.0.0.1; (status, body). Status 0
 /// when the connection fails.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    http_get_bearer(port, path, None)
+}
+
+/// [`http_get`] with `Authorization: Bearer <token>` when `token` is given.
+pub fn http_get_bearer(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
     let Ok(mut sock) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return (0, String::new());
     };
     let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
-    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n");
     if sock.write_all(req.as_bytes()).is_err() {
         return (0, String::new());
     }
@@ -522,9 +511,13 @@ impl Ingest {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let http_port = free_port();
         let data = dir.path().join("data");
+        // The etdz site gives the API its grids and catalogue; the test
+        // edges' cameras are not on its map, so their alarms' incidents
+        // are filed outside any grid.
         let mut toml = format!(
-            "site = \"{SITE}\"\ntopic_prefix = \"parkwatch\"\ndata_dir = \"{}\"\n\n",
-            data.display()
+            "site = \"{SITE}\"\ntopic_prefix = \"parkwatch\"\ndata_dir = \"{}\"\nsite_dir = \"{}\"\n\n",
+            data.display(),
+            repo_root().join("firmware-config/sites/etdz").display()
         );
         let mqtt_port = match &opts.external {
             Some(b) => {
@@ -550,6 +543,11 @@ impl Ingest {
                 port
             }
         };
+        // A read-only API token for the tests ([`VIEWER_TOKEN`]).
+        toml.push_str(&format!(
+            "\n[[api.tokens]]\nname = \"test-viewer\"\nrole = \"viewer\"\nsha256 = \"{}\"\n",
+            sha256_hex(VIEWER_TOKEN.as_bytes())
+        ));
         toml.push_str(&format!(
             "\n[timeseries]\nurl = \"{url}\"\norg = \"parkwatch\"\nbucket = \"parkwatch\"\n\
              batch_points = 1000\nflush_interval_ms = 200\n{ts}\n\n[http]\n\
@@ -618,8 +616,24 @@ impl Mosquitto {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let acl = repo_root().join("deploy/mosquitto/acl");
-        assert!(acl.is_file(), "{} is missing", acl.display());
+        // Mosquitto started as root drops to the `mosquitto` user before it
+        // reads the ACL: give it a copy it can reach whatever the checkout's
+        // permissions (a fresh clone under `mktemp -d` is 0700).
+        let shipped = repo_root().join("deploy/mosquitto/acl");
+        let acl = dir.path().join("acl");
+        std::fs::copy(&shipped, &acl)
+            .unwrap_or_else(|e| panic!("copying {}: {e}", shipped.display()));
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            for (path, mode) in [
+                (dir.path(), 0o755),
+                (acl.as_path(), 0o644),
+                (passwd.as_path(), 0o644),
+            ] {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                    .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+            }
+        }
         let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(

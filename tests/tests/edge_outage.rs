@@ -1,23 +1,38 @@
-//! An outage of the centre, end to end: the edge streams a real camera and
-//! sends a telemetry batch every second to `parkwatch-ingest` (embedded
-//! broker) and on to VictoriaMetrics. Ingest is stopped for 30 s; meanwhile
-//! the edge keeps producing telemetry into its on-disk outbox, is killed
-//! with SIGKILL and started again on the same outbox. When ingest is back,
-//! every batch the edge produced must arrive: the camera's stream points in
-//! VictoriaMetrics have no gap longer than 1.5 intervals over the whole
-//! window (except the edge's own restart), and no timestamp twice with
-//! different values. Exact re-sends (a batch written but whose ack was lost
-//! with ingest) are counted and printed, not hidden.
+//! An outage of the centre, end to end. A real `parkwatch-edge` streams a
+//! real camera with an intrusion rule on the walkway, polls a Modbus gas
+//! sensor (pymodbus) whose reading the test swings over and under its
+//! threshold every few seconds, and sends a telemetry batch every second to
+//! `parkwatch-ingest` (embedded broker) and on to VictoriaMetrics.
+//!
+//! Ingest is stopped for 60 s. Meanwhile the edge keeps raising alarms and
+//! producing telemetry into its on-disk outbox, is killed with SIGKILL and
+//! started again on the same outbox. When ingest is back:
+//!
+//! * every alarm event the edge logged (alarm id and sequence number, from
+//!   both of its lives) is in ingest's store exactly once
+//!   (`GET /api/v1/alarms/{id}`), no alarm is stored that the edge did not
+//!   raise, and every snapshot an event names can be fetched;
+//! * the camera's stream points in VictoriaMetrics have no gap longer than
+//!   1.5 intervals over the whole window (except the edge's own restart),
+//!   and no timestamp is stored twice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use parkwatch_tests::stack::{EdgeSpec, Ingest, edge_config, start_edge};
+use parkwatch_tests::scene::walkway_intrusion;
+use parkwatch_tests::stack::{
+    EdgeSpec, Ingest, ModbusSim, VIEWER_TOKEN, edge_config, http_get_bearer, start_edge,
+};
 use parkwatch_tests::{RtspServer, VictoriaMetrics, media, wait_for};
+use serde_json::Value;
 
 const EDGE: &str = "outage-edge";
 const INTERVAL_MS: i64 = 1000;
-const OUTAGE: Duration = Duration::from_secs(30);
+const OUTAGE: Duration = Duration::from_secs(60);
+/// The gas reading swings over and under its threshold this often.
+const SWING: Duration = Duration::from_secs(3);
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -106,12 +121,103 @@ fn unexplained(
         .collect()
 }
 
+/// Alarm events as the edge logged them (`Alarm.` lines, written once the
+/// event is in the outbox): alarm id -> sequence numbers.
+fn logged_alarms(log: &str) -> BTreeMap<String, BTreeSet<i64>> {
+    let mut out: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    for line in log.lines().filter(|l| l.contains(" Alarm. ")) {
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .map(|v| v.trim_matches('"').to_owned())
+        };
+        let (Some(id), Some(seq)) = (field("alarm="), field("seq=")) else {
+            panic!("an alarm log line without alarm id or seq: {line}");
+        };
+        let seq = seq
+            .parse()
+            .unwrap_or_else(|e| panic!("seq {seq:?} in {line}: {e}"));
+        out.entry(id).or_default().insert(seq);
+    }
+    out
+}
+
+/// What ingest stored for each of `ids`: alarm id -> (seq, snapshot sha256)
+/// of every stored event, in the order the API lists them.
+fn stored_events(ingest: &Ingest, ids: &[&String]) -> BTreeMap<String, Vec<(i64, Option<String>)>> {
+    let mut out = BTreeMap::new();
+    for id in ids {
+        let (status, body) = http_get_bearer(
+            ingest.http_port(),
+            &format!("/api/v1/alarms/{id}"),
+            Some(VIEWER_TOKEN),
+        );
+        if status == 404 {
+            continue;
+        }
+        assert_eq!(status, 200, "GET /api/v1/alarms/{id}: {body}");
+        let detail: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        let events = detail["events"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no events in {body}"))
+            .iter()
+            .map(|e| {
+                (
+                    e["seq"].as_i64().unwrap_or(-1),
+                    e["snapshot_sha256"].as_str().map(str::to_owned),
+                )
+            })
+            .collect();
+        out.insert((*id).clone(), events);
+    }
+    out
+}
+
+/// Logged events not (yet) stored.
+fn missing(
+    logged: &BTreeMap<String, BTreeSet<i64>>,
+    stored: &BTreeMap<String, Vec<(i64, Option<String>)>>,
+) -> Vec<(String, i64)> {
+    logged
+        .iter()
+        .flat_map(|(id, seqs)| {
+            seqs.iter().filter_map(move |seq| {
+                let have = stored
+                    .get(id)
+                    .is_some_and(|ev| ev.iter().any(|(s, _)| s == seq));
+                (!have).then(|| (id.clone(), *seq))
+            })
+        })
+        .collect()
+}
+
 #[test]
-fn telemetry_survives_an_ingest_outage_and_an_edge_crash() {
+fn alarms_and_telemetry_survive_an_ingest_outage_and_an_edge_crash() {
     let vm = VictoriaMetrics::start();
     let rtsp = RtspServer::start(&[("cam1", &media("vtest-h264.mp4"))]);
+    let sim = ModbusSim::start(&["--unit", "1", "--set", "1:h:0:u16:100"]);
     let mut ingest = Ingest::start(&vm, &[(EDGE, "pw-outage")]);
     let dir = tempfile::tempdir().unwrap();
+    // Gas in %LEL tenths: alarm over 50 %LEL, ends at or under 45.
+    let sensor = format!(
+        r#"
+[[sensors]]
+id = "gas-store"
+kind = "gas_lel"
+address = "127.0.0.1:{}"
+unit_id = 1
+register = 0
+data_type = "u16"
+scale = 0.1
+unit = "%LEL"
+poll_secs = 0.5
+offline_after_secs = 10
+  [sensors.threshold]
+  above = 50.0
+  hysteresis = 5.0
+"#,
+        sim.port()
+    );
     let config = edge_config(
         dir.path(),
         &EdgeSpec {
@@ -119,24 +225,67 @@ fn telemetry_survives_an_ingest_outage_and_an_edge_crash() {
             password: "pw-outage",
             mqtt_port: ingest.mqtt_port(),
             telemetry_secs: INTERVAL_MS as f64 / 1000.0,
-            cameras: vec![("cam1".into(), rtsp.url("cam1"), String::new())],
-            extra: String::new(),
+            cameras: vec![("cam1".into(), rtsp.url("cam1"), walkway_intrusion())],
+            extra: sensor,
         },
     );
     let mut edge = start_edge(&config);
 
-    // Telemetry flows for a few seconds before the outage.
+    // The gas reading swings between 80 and 10 %LEL for the whole run.
+    let swinging = Arc::new(AtomicBool::new(true));
+    let swing = {
+        let swinging = swinging.clone();
+        let sim = &sim;
+        move || {
+            let mut high = true;
+            while swinging.load(Ordering::Relaxed) {
+                sim.control(&format!("set 1 h 0 u16 {}", if high { 800 } else { 100 }));
+                high = !high;
+                std::thread::sleep(SWING);
+            }
+            sim.control("set 1 h 0 u16 100");
+        }
+    };
+    /// Stops the swing when the test ends, also when it fails.
+    struct StopOnDrop(Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::Relaxed);
+        }
+    }
+    std::thread::scope(|scope| {
+        let _stop = StopOnDrop(swinging.clone());
+        scope.spawn(swing);
+        run_outage(&vm, &mut ingest, &mut edge);
+    });
+    edge.assert_running();
+}
+
+fn run_outage(vm: &VictoriaMetrics, ingest: &mut Ingest, edge: &mut parkwatch_tests::ChildGuard) {
+    // Telemetry and alarms flow for a few seconds before the outage.
     let first = wait_for(
         "camera telemetry in VictoriaMetrics",
         Duration::from_secs(60),
         Duration::from_millis(500),
-        || samples(&vm).first().map(|s| s.0),
+        || samples(vm).first().map(|s| s.0),
     );
-    std::thread::sleep(Duration::from_secs(4));
+    wait_for(
+        "a sensor alarm stored before the outage",
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+        || {
+            let logged = logged_alarms(&edge.log());
+            let ids: Vec<&String> = logged.keys().collect();
+            (!ids.is_empty() && missing(&logged, &stored_events(ingest, &ids)).is_empty())
+                .then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_secs(3));
 
     // The centre goes away.
     let outage_start = Instant::now();
     let outage_start_ms = now_ms();
+    let before_outage = logged_alarms(&edge.log());
     let status = ingest.child().stop();
     assert!(status.success(), "ingest did not stop cleanly: {status:?}");
 
@@ -153,13 +302,18 @@ fn telemetry_survives_an_ingest_outage_and_an_edge_crash() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     assert!(
-        pending_after_crash >= 8,
+        pending_after_crash >= 15,
         "the restarted edge found only {pending_after_crash} pending records in its outbox \
          after ~{}s of outage: {recovered}",
         (OUTAGE / 3).as_secs()
     );
 
     std::thread::sleep(OUTAGE.saturating_sub(outage_start.elapsed()));
+    let during_outage = logged_alarms(&edge.log());
+    let raised_in_outage: usize = during_outage
+        .iter()
+        .map(|(id, seqs)| seqs.len() - before_outage.get(id).map_or(0, BTreeSet::len))
+        .sum();
     let back = Instant::now();
     let back_ms = now_ms();
     ingest.start_again();
@@ -168,17 +322,34 @@ fn telemetry_survives_an_ingest_outage_and_an_edge_crash() {
     // while the broker was away).
     edge.wait_for_log("MQTT connected", Duration::from_secs(45));
     let reconnect_time = back.elapsed();
+    assert!(
+        raised_in_outage >= 10,
+        "the edge logged only {raised_in_outage} alarm events during the {OUTAGE:?} outage"
+    );
 
-    // Everything produced arrives: live points after the outage, and no
-    // unexplained gap from the first point on. The restart gap: SIGKILL,
-    // start-up, camera reconnect and the first interval.
-    let restart_allowance_ms = 6_000;
-    let drained = wait_for(
-        "the outbox backlog to reach VictoriaMetrics",
+    // Every alarm event logged up to the end of the outage is stored.
+    let alarms_drained = wait_for(
+        "every alarm event raised during the outage to be stored",
         Duration::from_secs(60),
         Duration::from_millis(250),
         || {
-            let c = coverage(&samples(&vm));
+            let ids: Vec<&String> = during_outage.keys().collect();
+            missing(&during_outage, &stored_events(ingest, &ids))
+                .is_empty()
+                .then(|| back.elapsed())
+        },
+    );
+
+    // Telemetry: live points after the outage, and no unexplained gap from
+    // the first point on. The restart gap: SIGKILL, start-up (model load),
+    // camera reconnect and the first interval.
+    let restart_allowance_ms = 8_000;
+    let drained = wait_for(
+        "the telemetry backlog to reach VictoriaMetrics",
+        Duration::from_secs(60),
+        Duration::from_millis(250),
+        || {
+            let c = coverage(&samples(vm));
             (c.last > back_ms + INTERVAL_MS
                 && unexplained(&c.gaps, killed_at_ms, restart_allowance_ms).is_empty())
             .then_some(c)
@@ -186,31 +357,83 @@ fn telemetry_survives_an_ingest_outage_and_an_edge_crash() {
     );
     let drain_time = back.elapsed();
 
-    // Let a few live batches through, then judge the whole window.
+    // Let a few live batches and alarms through, then judge the whole run.
     std::thread::sleep(Duration::from_secs(3));
-    let all = samples(&vm);
+    let ids: Vec<String> = logged_alarms(&edge.log()).into_keys().collect();
+    let stored = stored_events(ingest, &ids.iter().collect::<Vec<_>>());
+    // Read after the store: whatever ingest holds was logged by then.
+    let logged = logged_alarms(&edge.log());
+    let lost = missing(&logged, &stored);
+    let logged_events: usize = logged.values().map(BTreeSet::len).sum();
+    let stored_events_n: usize = stored.values().map(Vec::len).sum();
+    let mut doubled = Vec::new();
+    let mut unknown = Vec::new();
+    let mut snapshots = BTreeSet::new();
+    for (id, events) in &stored {
+        let mut seen = BTreeSet::new();
+        for (seq, snap) in events {
+            if !seen.insert(*seq) {
+                doubled.push((id.clone(), *seq));
+            }
+            if !logged.get(id).is_some_and(|s| s.contains(seq)) {
+                unknown.push((id.clone(), *seq));
+            }
+            snapshots.extend(snap.clone());
+        }
+    }
+    let listed = ingest.api(&format!("/alarms?edge={EDGE}&limit=500"));
+    let all = samples(vm);
     let c = coverage(&all);
     let outage_points = all
         .iter()
         .filter(|(t, _)| (outage_start_ms..back_ms).contains(t))
         .count();
     eprintln!(
-        "outage: {} distinct points from {first} to {}, {outage_points} produced during the \
-         {OUTAGE:?} outage; after ingest came back the edge reconnected in {reconnect_time:?} \
-         and the backlog had drained {:?} later ({drain_time:?} in all; coverage complete then: \
-         {} points); gaps over 1.5 intervals: {:?} (edge killed at \
-         {killed_at_ms}); exact re-sends stored twice: {}; conflicting duplicates: {:?}",
+        "outage {OUTAGE:?}: the edge logged {logged_events} alarm events on {} alarms \
+         ({raised_in_outage} during the outage), ingest stored {stored_events_n}, listing {} \
+         alarms, with {} snapshots; telemetry: {} distinct points from {first} to {}, \
+         {outage_points} produced during the outage; after ingest came back the edge \
+         reconnected in {reconnect_time:?}, the outage's alarms were stored after \
+         {alarms_drained:?} and the telemetry backlog after {drain_time:?} (coverage complete \
+         then: {} points); gaps over 1.5 intervals: {:?} (edge killed at {killed_at_ms}); \
+         timestamps stored twice: {} same value, {:?} different",
+        logged.len(),
+        listed["total"],
+        snapshots.len(),
         c.points,
         c.last,
-        drain_time.saturating_sub(reconnect_time),
         drained.points,
         c.gaps,
         c.exact_resends,
         c.conflicting
     );
+
+    // Alarms: every logged event stored, once, and nothing else.
+    assert!(lost.is_empty(), "alarm events lost: {lost:?}");
+    assert!(doubled.is_empty(), "alarm events stored twice: {doubled:?}");
     assert!(
-        c.conflicting.is_empty(),
-        "timestamps stored twice with different values: {:?}",
+        unknown.is_empty(),
+        "stored events the edge never logged: {unknown:?}"
+    );
+    assert_eq!(
+        listed["total"].as_u64(),
+        Some(logged.len() as u64),
+        "ingest lists other alarms than the edge raised: {listed}"
+    );
+    for sha in &snapshots {
+        let (status, _) = http_get_bearer(
+            ingest.http_port(),
+            &format!("/api/v1/blobs/{sha}"),
+            Some(VIEWER_TOKEN),
+        );
+        assert_eq!(status, 200, "snapshot {sha} named by an alarm event");
+    }
+
+    // Telemetry: every point once, none missing.
+    assert!(
+        c.conflicting.is_empty() && c.exact_resends == 0,
+        "timestamps stored twice: {} with the same value, {:?} with different values",
+        c.exact_resends,
         c.conflicting
     );
     let bad = unexplained(&c.gaps, killed_at_ms, restart_allowance_ms);
@@ -230,5 +453,4 @@ fn telemetry_survives_an_ingest_outage_and_an_edge_crash() {
         drain_time < Duration::from_secs(45),
         "the backlog took {drain_time:?} to drain"
     );
-    edge.assert_running();
 }

@@ -9,35 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use parkwatch_tests::scene::{VAN_BAY, WALKWAY, WALKWAY_INTRUSION, van_dwell};
 use parkwatch_tests::stack::{EdgeSpec, edge_config};
 use parkwatch_tests::{bin, media, model_manifest, repo_root};
 use serde_json::Value;
-
-/// The campus scene: people on the walkway, the van parked in its bay.
-const SCENE: &str = r#"
-detect_fps = 5
-
-  [[cameras.zones]]
-  id = "walkway"
-  polygon = [[0.0, 0.33], [0.40, 0.33], [0.62, 0.22], [0.95, 0.15], [1.0, 0.35], [1.0, 0.86], [0.70, 0.72], [0.45, 0.55], [0.20, 0.44], [0.0, 0.42]]
-
-  [[cameras.zones]]
-  id = "van-bay"
-  polygon = [[0.82, 0.10], [0.97, 0.10], [0.97, 0.22], [0.82, 0.22]]
-
-  [[cameras.rules]]
-  id = "walkway-intrusion"
-  kind = "intrusion"
-  zone = "walkway"
-  classes = ["person"]
-
-  [[cameras.rules]]
-  id = "van-dwell"
-  kind = "dwell"
-  zone = "van-bay"
-  classes = ["car", "truck", "bus"]
-  seconds = 8
-"#;
 
 /// Cuts the first 15 s of the H.264 campus clip (a keyframe every second,
 /// so a stream copy starts clean) into `dir`.
@@ -200,7 +175,10 @@ fn replay_raises_the_same_alarms_at_any_speed() {
             cameras: vec![(
                 "cam1".into(),
                 "rtsp://127.0.0.1:8554/cam1".into(),
-                SCENE.into(),
+                format!(
+                    "detect_fps = 5\n{WALKWAY}{VAN_BAY}{WALKWAY_INTRUSION}{}",
+                    van_dwell(8)
+                ),
             )],
             extra: String::new(),
         },

@@ -6,48 +6,20 @@
 
 use std::time::Duration;
 
+use parkwatch_tests::scene::{
+    FAR_LAWN, FAR_LAWN_INTRUSION, VAN_BAY, WALKWAY, WALKWAY_INTRUSION, van_dwell,
+};
 use parkwatch_tests::stack::{AlarmTap, EdgeSpec, Ingest, edge_config, start_edge};
 use parkwatch_tests::{RtspServer, VictoriaMetrics, media, wait_for};
 use serde_json::Value;
 
-/// Zones drawn on the scene of vtest.avi (an elevated view of campus
-/// paths): the paved walkway people cross, the bay where a white van is
-/// parked all along, and a corner of lawn nobody walks on.
-const SCENE: &str = r#"
-  [[cameras.zones]]
-  id = "walkway"
-  polygon = [[0.0, 0.33], [0.40, 0.33], [0.62, 0.22], [0.95, 0.15], [1.0, 0.35], [1.0, 0.86], [0.70, 0.72], [0.45, 0.55], [0.20, 0.44], [0.0, 0.42]]
-
-  [[cameras.zones]]
-  id = "van-bay"
-  polygon = [[0.82, 0.10], [0.97, 0.10], [0.97, 0.22], [0.82, 0.22]]
-
-  [[cameras.zones]]
-  id = "far-lawn"
-  polygon = [[0.60, 0.86], [0.98, 0.93], [0.98, 0.99], [0.60, 0.99]]
-
-  [[cameras.rules]]
-  id = "walkway-intrusion"
-  kind = "intrusion"
-  zone = "walkway"
-  classes = ["person"]
-
-  [[cameras.rules]]
-  id = "van-dwell"
-  kind = "dwell"
-  zone = "van-bay"
-  classes = ["car", "truck", "bus"]
-  seconds = 15
-
-  [[cameras.rules]]
-  id = "far-lawn-intrusion"
-  kind = "intrusion"
-  zone = "far-lawn"
-  classes = ["person"]
-"#;
-
 #[test]
 fn rtsp_video_raises_intrusion_dwell_and_offline_alarms() {
+    // The scene's zones; the van must stand in its bay for 15 s.
+    let scene = format!(
+        "{WALKWAY}{VAN_BAY}{FAR_LAWN}{WALKWAY_INTRUSION}{}{FAR_LAWN_INTRUSION}",
+        van_dwell(15)
+    );
     let vm = VictoriaMetrics::start();
     let mut rtsp = RtspServer::start(&[
         ("cam1", &media("vtest-h264.mp4")),
@@ -67,8 +39,8 @@ fn rtsp_video_raises_intrusion_dwell_and_offline_alarms() {
             mqtt_port: ingest.mqtt_port(),
             telemetry_secs: 2.0,
             cameras: vec![
-                ("cam1".into(), rtsp.url("cam1"), SCENE.into()),
-                ("cam2".into(), rtsp.url("cam2"), SCENE.into()),
+                ("cam1".into(), rtsp.url("cam1"), scene.clone()),
+                ("cam2".into(), rtsp.url("cam2"), scene),
             ],
             extra: String::new(),
         },

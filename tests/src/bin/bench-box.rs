@@ -28,20 +28,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use parkwatch_tests::scene::walkway_intrusion;
 use parkwatch_tests::stack::http_get;
 use parkwatch_tests::{ChildSpec, RtspServer, bin, free_port, media, port_open, repo_root};
-
-const SCENE: &str = r#"
-  [[cameras.zones]]
-  id = "walkway"
-  polygon = [[0.0, 0.33], [0.40, 0.33], [0.62, 0.22], [0.95, 0.15], [1.0, 0.35], [1.0, 0.86], [0.70, 0.72], [0.45, 0.55], [0.20, 0.44], [0.0, 0.42]]
-
-  [[cameras.rules]]
-  id = "walkway-intrusion"
-  kind = "intrusion"
-  zone = "walkway"
-  classes = ["person"]
-"#;
 
 struct Args {
     cameras: Vec<usize>,
@@ -168,9 +157,10 @@ fn main() {
         );
         for name in &names {
             toml.push_str(&format!(
-                "\n[[cameras]]\nid = \"{name}\"\nurl = \"{}\"\ndetect_fps = {}\n{SCENE}",
+                "\n[[cameras]]\nid = \"{name}\"\nurl = \"{}\"\ndetect_fps = {}\n{}",
                 rtsp.url(name),
-                args.fps
+                args.fps,
+                walkway_intrusion()
             ));
         }
         let config = dir.path().join("edge.toml");
