@@ -271,6 +271,7 @@ pub async fn run(config: EdgeConfig) -> anyhow::Result<()> {
             metrics.clone(),
             cameras.clone(),
             sensor_stats.clone(),
+            outbox.clone(),
             shutdown_rx.clone(),
         ));
     }
@@ -360,13 +361,7 @@ fn flush_telemetry(ctx: &mut TelemetryCtx) {
     {
         let outbox = ctx.outbox.lock().unwrap_or_else(|e| e.into_inner());
         let stats = outbox.stats();
-        ctx.metrics
-            .outbox_pending_records
-            .set(stats.pending_records);
-        ctx.metrics.outbox_pending_bytes.set(stats.pending_bytes);
-        ctx.metrics
-            .outbox_dropped_records
-            .set(stats.dropped_telemetry_records);
+        ctx.metrics.observe_outbox(&stats);
         points.push(crate::health::outbox_point(&stats, dropped, ts));
     }
     points.extend(ctx.health.sample(ts));

@@ -7,8 +7,8 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tracing::{debug, info};
 
 use crate::camera::CameraStats;
+use crate::outbox::{Outbox, OutboxStats};
 use crate::sensors::SensorStats;
 
 /// A monotonically increasing counter.
@@ -109,6 +110,14 @@ pub struct EdgeMetrics {
 }
 
 impl EdgeMetrics {
+    /// Sets the outbox gauges from `stats`.
+    pub fn observe_outbox(&self, stats: &OutboxStats) {
+        self.outbox_pending_records.set(stats.pending_records);
+        self.outbox_pending_bytes.set(stats.pending_bytes);
+        self.outbox_dropped_records
+            .set(stats.dropped_telemetry_records);
+    }
+
     /// Renders every metric in Prometheus text exposition format.
     pub fn render(&self, cameras: &[Arc<CameraStats>], sensors: &[Arc<SensorStats>]) -> String {
         let mut out = String::with_capacity(4096);
@@ -256,6 +265,7 @@ pub async fn serve(
     metrics: Arc<EdgeMetrics>,
     cameras: Arc<Vec<Arc<CameraStats>>>,
     sensors: Arc<Vec<Arc<SensorStats>>>,
+    outbox: Arc<Mutex<Outbox>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     if let Ok(addr) = listener.local_addr() {
@@ -272,6 +282,7 @@ pub async fn serve(
         let metrics = metrics.clone();
         let cameras = cameras.clone();
         let sensors = sensors.clone();
+        let outbox = outbox.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 1024];
             let n =
@@ -284,11 +295,16 @@ pub async fn serve(
             let req = String::from_utf8_lossy(&buf[..n]);
             let path = req.split_whitespace().nth(1).unwrap_or("");
             let (status, ctype, body) = match path {
-                "/metrics" => (
-                    "200 OK",
-                    "text/plain; version=0.0.4",
-                    metrics.render(&cameras, &sensors),
-                ),
+                "/metrics" => {
+                    // The outbox gauges as of now, not of the last telemetry tick.
+                    let stats = outbox.lock().unwrap_or_else(|e| e.into_inner()).stats();
+                    metrics.observe_outbox(&stats);
+                    (
+                        "200 OK",
+                        "text/plain; version=0.0.4",
+                        metrics.render(&cameras, &sensors),
+                    )
+                }
                 "/healthz" => ("200 OK", "text/plain", "ok\n".to_owned()),
                 _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
             };

@@ -83,6 +83,49 @@ async fn video_alarm_loop(h: &Harness) {
     assert_eq!(e["error"]["fields"][0]["field"], "alarm_id", "{e}");
     let (s, _) = h.get(None, "/alarms/a-1").await;
     assert_eq!(s, 401);
+    // parkctl shows the same, readably; an unknown alarm is exit code 1.
+    let base = h.base.trim_end_matches("/api/v1").to_owned();
+    let parkctl = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_parkctl"))
+            .args(args)
+            .args([
+                "--url",
+                &base,
+                "--token",
+                "viewer",
+                "--utc-offset",
+                "+00:00",
+            ])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, text, err) = tokio::task::block_in_place(|| parkctl(&["alarms", "show", "a-1"]));
+    assert_eq!(code, Some(0), "{text}{err}");
+    assert!(
+        text.contains("a-1") && text.contains(&format!("incident #{id}")),
+        "{text}"
+    );
+    let events: Vec<&str> = text.lines().filter(|l| l.starts_with("   ")).collect();
+    assert_eq!(events.len(), 1, "{text}");
+    assert!(
+        events[0].contains("10") && events[0].contains("new"),
+        "{text}"
+    );
+    let (code, text, _) =
+        tokio::task::block_in_place(|| parkctl(&["alarms", "list", "--camera", "cam-p01-1"]));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("a-1") && text.contains("1 of 1 shown"),
+        "{text}"
+    );
+    let (code, _, err) = tokio::task::block_in_place(|| parkctl(&["alarms", "show", "nope"]));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("404") || err.contains("not_found"), "{err}");
 
     let (s, list) = h
         .get(Some("viewer"), "/incidents?source=video&camera=cam-p01-1")

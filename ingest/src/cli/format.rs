@@ -215,6 +215,66 @@ pub fn incident_detail(d: &Value, offset_min: i32) -> String {
     out
 }
 
+/// One line for an alarm in a list.
+pub fn alarm_line(a: &Value, offset_min: i32) -> String {
+    let started = a.get("started_at_ms").and_then(Value::as_i64).unwrap_or(0);
+    let incident = a
+        .get("incident_id")
+        .and_then(Value::as_i64)
+        .map(|i| format!("  incident #{i}"))
+        .unwrap_or_default();
+    format!(
+        "{}  {:<6} {:<16} {:<8} {}{}  {}{incident}",
+        time(started, offset_min),
+        s(a, "state"),
+        s(a, "kind"),
+        s(a, "severity"),
+        opt(a, "camera")
+            .or(opt(a, "sensor"))
+            .unwrap_or(s(a, "edge")),
+        opt(a, "zone")
+            .map(|z| format!(" zone={z}"))
+            .unwrap_or_default(),
+        s(a, "alarm_id"),
+    )
+}
+
+/// A multi-line view of an alarm with its stored events.
+pub fn alarm_detail(d: &Value, offset_min: i32) -> String {
+    let a = d.get("alarm").cloned().unwrap_or(Value::Null);
+    let mut out = alarm_line(&a, offset_min);
+    out.push('\n');
+    for k in ["edge", "rule_id", "unit_grid", "snapshot", "message"] {
+        if let Some(v) = opt(&a, k) {
+            out.push_str(&format!("  {k:<14}{v}\n"));
+        }
+    }
+    if let Some(ms) = a.get("ended_at_ms").and_then(Value::as_i64) {
+        out.push_str(&format!("  {:<14}{}\n", "ended", time(ms, offset_min)));
+    }
+    out.push_str("  events (seq, at, event, received):\n");
+    for e in d
+        .get("events")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let at = e.get("event_at_ms").and_then(Value::as_i64).unwrap_or(0);
+        let got = e.get("received_at_ms").and_then(Value::as_i64).unwrap_or(0);
+        out.push_str(&format!(
+            "   {:>8} {}  {:<6} received {}{}\n",
+            e.get("seq").and_then(Value::as_i64).unwrap_or(0),
+            time(at, offset_min),
+            s(e, "event"),
+            time(got, offset_min),
+            opt(e, "snapshot_sha256")
+                .map(|h| format!("  snapshot {}", &h[..h.len().min(12)]))
+                .unwrap_or_default(),
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,5 +302,45 @@ mod tests {
         assert!(line.contains("intrusion"), "{line}");
         assert!(line.contains("cam-p01-1 zone=gate"), "{line}");
         assert!(line.contains("incident #3 (new)"), "{line}");
+    }
+
+    #[test]
+    fn alarm_detail_lists_events_by_seq_with_their_snapshot() {
+        let d = serde_json::json!({
+            "alarm": {"alarm_id": "edge-p01.cam-1.gate.1", "kind": "intrusion",
+                "severity": "major", "state": "ended", "camera": "cam-1", "zone": "gate",
+                "edge": "edge-p01", "rule_id": "gate-intrusion", "incident_id": 9,
+                "started_at_ms": 0, "ended_at_ms": 5000},
+            "events": [
+                {"seq": 41, "event": "new", "event_at_ms": 0, "received_at_ms": 60_000,
+                 "snapshot_sha256": "ab12cd34ef56ab12cd34ef56"},
+                {"seq": 44, "event": "end", "event_at_ms": 5000, "received_at_ms": 61_000,
+                 "snapshot_sha256": null}
+            ]
+        });
+        let text = alarm_detail(&d, 0);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with("1970-01-01 00:00:00  ended  intrusion"),
+            "{text}"
+        );
+        assert!(lines[0].contains("cam-1 zone=gate"), "{text}");
+        assert!(lines[0].contains("incident #9"), "{text}");
+        assert!(
+            text.contains("  ended         1970-01-01 00:00:05"),
+            "{text}"
+        );
+        let events: Vec<&&str> = lines.iter().filter(|l| l.starts_with("   ")).collect();
+        assert_eq!(events.len(), 2, "{text}");
+        assert!(
+            events[0].contains("41") && events[0].contains("new"),
+            "{text}"
+        );
+        assert!(events[0].contains("received 1970-01-01 00:01:00"), "{text}");
+        assert!(events[0].contains("snapshot ab12cd34ef56"), "{text}");
+        assert!(
+            events[1].contains("44") && events[1].contains("end"),
+            "{text}"
+        );
     }
 }

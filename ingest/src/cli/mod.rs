@@ -1,6 +1,7 @@
 //! `parkctl`'s incident commands: `tail` (the live alarm stream),
-//! `incidents list|show|report|act` (the closed loop from the terminal) and
-//! `token new|hash` (API tokens).
+//! `incidents list|show|report|act` (the closed loop from the terminal),
+//! `alarms list|show` (alarms and their stored events) and `token new|hash`
+//! (API tokens).
 //!
 //! Every command that talks to ingest takes `--url` (env `PARKWATCH_URL`,
 //! default `http://127.0.0.1:8080`) and a token from `--token` (env
@@ -8,6 +9,7 @@
 //! refused (the error body is printed), 2 usage, connection or output
 //! error.
 
+pub mod alarms;
 pub mod client;
 pub mod deadletters;
 pub mod format;
@@ -51,6 +53,12 @@ pub enum Command {
         #[command(subcommand)]
         command: incidents::IncidentsCommand,
     },
+    /// Look up alarms and what ingest stored of each.
+    Alarms {
+        /// What to do.
+        #[command(subcommand)]
+        command: alarms::AlarmsCommand,
+    },
     /// Make API tokens and their configuration entries.
     Token {
         /// What to do.
@@ -78,6 +86,7 @@ pub fn run(cmd: Command) -> ExitCode {
         match cmd {
             Command::Tail(args) => tail::run(args).await,
             Command::Incidents { command } => incidents::run(command).await,
+            Command::Alarms { command } => alarms::run(command).await,
             Command::Token { .. } => Ok(()),
         }
     });

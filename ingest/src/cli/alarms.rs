@@ -1,0 +1,129 @@
+//! `parkctl alarms list|show`: the alarms behind the incidents, and what
+//! ingest stored of each.
+
+use clap::Subcommand;
+use serde_json::Value;
+
+use super::ApiArgs;
+use super::client::{ApiClient, CliError};
+use super::format::{alarm_detail, alarm_line, parse_offset};
+
+/// `parkctl alarms` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AlarmsCommand {
+    /// List alarms (latest state of each), newest first.
+    List {
+        /// Connection and token.
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Camera id.
+        #[arg(long)]
+        camera: Option<String>,
+        /// Edge id.
+        #[arg(long)]
+        edge: Option<String>,
+        /// Alarm kind, e.g. intrusion, dwell, sensor_threshold.
+        #[arg(long)]
+        kind: Option<String>,
+        /// active or ended.
+        #[arg(long)]
+        state: Option<String>,
+        /// Page size (1..=500).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print the JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one alarm with every event ingest stored for it.
+    Show {
+        /// Connection and token.
+        #[command(flatten)]
+        api: ApiArgs,
+        /// The edge's alarm id.
+        id: String,
+        /// Print the JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn offset(api: &ApiArgs) -> Result<i32, CliError> {
+    parse_offset(&api.utc_offset)
+        .ok_or_else(|| CliError::Usage(format!("--utc-offset {:?} is not +HH:MM", api.utc_offset)))
+}
+
+fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+}
+
+/// Runs one `parkctl alarms` command.
+pub async fn run(cmd: AlarmsCommand) -> Result<(), CliError> {
+    match cmd {
+        AlarmsCommand::List {
+            api,
+            camera,
+            edge,
+            kind,
+            state,
+            limit,
+            json,
+        } => {
+            let off = offset(&api)?;
+            let c = ApiClient::new(&api)?;
+            let mut q: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+            for (k, v) in [
+                ("camera", camera),
+                ("edge", edge),
+                ("kind", kind),
+                ("state", state),
+            ] {
+                if let Some(v) = v {
+                    q.push((k, v));
+                }
+            }
+            let v = c
+                .send(
+                    "/alarms",
+                    c.request(reqwest::Method::GET, "/alarms").query(&q),
+                )
+                .await?;
+            if json {
+                println!("{}", pretty(&v));
+                return Ok(());
+            }
+            let items = v.get("items").and_then(Value::as_array);
+            for a in items.into_iter().flatten() {
+                println!("{}", alarm_line(a, off));
+            }
+            println!(
+                "{} of {} shown",
+                items.map_or(0, Vec::len),
+                v.get("total").and_then(Value::as_i64).unwrap_or(0)
+            );
+            Ok(())
+        }
+        AlarmsCommand::Show { api, id, json } => {
+            let off = offset(&api)?;
+            let c = ApiClient::new(&api)?;
+            // The id goes into the path: refuse what could change the URL.
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '.' | ':' | '-'))
+            {
+                return Err(CliError::Usage(format!(
+                    "{id:?} is not an alarm id (letters, digits, _ . : -)"
+                )));
+            }
+            let v = c.get(&format!("/alarms/{id}")).await?;
+            let text = if json {
+                pretty(&v)
+            } else {
+                alarm_detail(&v, off)
+            };
+            println!("{}", text.trim_end());
+            Ok(())
+        }
+    }
+}
