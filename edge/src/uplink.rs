@@ -16,6 +16,11 @@
 //!   [`DeliveryAck`](parkwatch_protocol::DeliveryAck) from ingest names its
 //!   sequence number (rumqttd keeps nothing across a restart, and a PubAck
 //!   says nothing about ingest).
+//! - Two windows pace the sending: at most [`PUBLISH_WINDOW`] publishes
+//!   without a broker PubAck, and at most [`UNACKED_RECORDS`] records (and
+//!   [`UNACKED_BYTES`] of snapshots and telemetry) without ingest's delivery
+//!   ack, so a long backlog drains at the speed ingest stores it instead of
+//!   piling up in the broker.
 //! - After every (re)connect all unacknowledged records are sent again, in
 //!   order within each class. Ingest recognises duplicates by sequence number
 //!   and alarm id, so "at least once" on the wire is "exactly once" in effect.
@@ -57,6 +62,17 @@ use crate::outbox::Outbox;
 
 /// Publishes in flight (sent, no PubAck yet) before the uplink waits.
 const PUBLISH_WINDOW: usize = 128;
+
+/// Records sent and not yet confirmed by ingest's delivery ack before the
+/// uplink waits: end-to-end flow control. A broker acknowledges a publish
+/// as soon as it has it in memory, so a window of PubAcks alone would let a
+/// long backlog outrun ingest and overflow the broker's buffers (rumqttd
+/// then drops the oldest messages, which the outbox sends again only after
+/// `resend_after`).
+pub const UNACKED_RECORDS: u64 = 1024;
+/// Bytes of snapshots and telemetry sent and not yet confirmed by ingest
+/// (alarms and status are held back only by [`UNACKED_RECORDS`]).
+pub const UNACKED_BYTES: u64 = 8 * 1024 * 1024;
 
 /// How the uplink reaches the broker.
 #[derive(Clone)]
@@ -355,7 +371,11 @@ pub async fn run_uplink(
         }
         if connected {
             while window < PUBLISH_WINDOW {
-                let next = lock(&outbox).next_unsent(Instant::now());
+                let next = lock(&outbox).next_unsent_within(
+                    Instant::now(),
+                    UNACKED_RECORDS,
+                    UNACKED_BYTES,
+                );
                 let Some(rec) = next else { break };
                 let topic = format!("{}/{}/{}/{}", spec.prefix, spec.site, spec.edge, rec.topic);
                 match client

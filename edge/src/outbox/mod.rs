@@ -156,6 +156,8 @@ pub struct OutboxStats {
     pub oldest_pending_age_ms: u64,
     /// Records handed out by `next_unsent` and not yet acknowledged.
     pub in_flight: u64,
+    /// Their on-disk bytes.
+    pub in_flight_bytes: u64,
     /// Bytes of all segment files, including acknowledged records whose
     /// segment still holds pending ones.
     pub disk_bytes: u64,
@@ -228,6 +230,8 @@ pub struct Outbox {
     seq_ceiling: u64,
     in_flight: VecDeque<InFlight>,
     in_flight_count: u64,
+    /// On-disk bytes of the records in flight.
+    in_flight_bytes: u64,
     cache: BTreeMap<u64, Cached>,
     cache_used: u64,
     read_ahead: ReadAhead,
@@ -275,6 +279,7 @@ impl Outbox {
             seq_ceiling: rec.next_seq,
             in_flight: VecDeque::new(),
             in_flight_count: 0,
+            in_flight_bytes: 0,
             cache: BTreeMap::new(),
             cache_used: 0,
             read_ahead: ReadAhead::default(),
@@ -447,14 +452,38 @@ impl Outbox {
     /// the outbox) is given up: logged, counted in `lost_records`, and the
     /// next one is returned instead.
     pub fn next_unsent(&mut self, now: Instant) -> Option<OutboxRecord> {
+        self.next_unsent_within(now, u64::MAX, u64::MAX)
+    }
+
+    /// As [`Self::next_unsent`], but `None` while `max_records` records are
+    /// already in flight (handed out and neither acknowledged nor timed
+    /// out), and no snapshot or telemetry while `max_bytes` bytes are: the
+    /// sender's window of records the receiver has not confirmed. Alarms
+    /// and status ignore the byte limit. Expired records leave the window
+    /// first, so a lost ack never blocks sending for longer than
+    /// `resend_after`.
+    pub fn next_unsent_within(
+        &mut self,
+        now: Instant,
+        max_records: u64,
+        max_bytes: u64,
+    ) -> Option<OutboxRecord> {
         self.expire(now);
         for q in 0..self.queues.len() {
+            // Alarms and status are small: only the record count holds them
+            // back, so a window full of snapshots never delays an alarm.
+            let bytes_full =
+                self.queues[q].id != QueueId::Urgent && self.in_flight_bytes >= max_bytes;
+            if self.in_flight_count >= max_records || bytes_full {
+                return None;
+            }
             while let Some(i) = self.queues[q].pick() {
                 let e = &mut self.queues[q].entries[i];
                 e.state = State::InFlight;
                 e.sends = e.sends.saturating_add(1);
                 let (seq, sends) = (e.seq, e.sends);
                 self.in_flight_count += 1;
+                self.in_flight_bytes += u64::from(e.len);
                 self.in_flight.push_back(InFlight {
                     sent_at: now,
                     queue: q,
@@ -527,6 +556,7 @@ impl Outbox {
         }
         self.in_flight.clear();
         self.in_flight_count = 0;
+        self.in_flight_bytes = 0;
     }
 
     /// Syncs batched data when the batch interval has passed, and writes the
@@ -603,6 +633,7 @@ impl Outbox {
             pending_bytes,
             oldest_pending_age_ms: age(oldest),
             in_flight: self.in_flight_count,
+            in_flight_bytes: self.in_flight_bytes,
             disk_bytes: self.disk_bytes(),
             segments: self.queues.iter().map(|q| q.segments.len() as u64).sum(),
             dropped_telemetry_records: self.dropped_telemetry_records,
@@ -684,6 +715,7 @@ impl Outbox {
             }
             if e.state == State::InFlight {
                 self.in_flight_count = self.in_flight_count.saturating_sub(1);
+                self.in_flight_bytes = self.in_flight_bytes.saturating_sub(u64::from(e.len));
             }
             records += 1;
             bytes += u64::from(e.len);
@@ -727,6 +759,7 @@ impl Outbox {
             }
             if e.state == State::InFlight {
                 self.in_flight_count = self.in_flight_count.saturating_sub(1);
+                self.in_flight_bytes = self.in_flight_bytes.saturating_sub(u64::from(e.len));
             }
             e.state = State::Acked;
             let e = *e;
@@ -753,6 +786,7 @@ impl Outbox {
         let e = &mut queue.entries[i];
         if e.state == State::InFlight {
             self.in_flight_count = self.in_flight_count.saturating_sub(1);
+            self.in_flight_bytes = self.in_flight_bytes.saturating_sub(u64::from(e.len));
         }
         e.state = State::Acked;
         let e = *e;
@@ -789,6 +823,8 @@ impl Outbox {
                     self.in_flight.pop_front();
                     queue.entries[i].state = State::Unsent;
                     queue.retry.insert(f.seq);
+                    let len = u64::from(queue.entries[i].len);
+                    self.in_flight_bytes = self.in_flight_bytes.saturating_sub(len);
                     self.in_flight_count = self.in_flight_count.saturating_sub(1);
                     debug!(seq = f.seq, "Outbox: no ack in time; will resend.");
                 }

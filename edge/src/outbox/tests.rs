@@ -959,3 +959,56 @@ fn failed_writes_are_refused_and_leave_no_torn_record() {
     assert_eq!(seqs(&back), stored);
     assert!(back.iter().all(|r| payload_ok(r.seq, &r.payload)));
 }
+
+#[test]
+fn the_unacked_window_holds_back_bulk_records_but_not_alarms() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = OutboxOptions {
+        resend_after: Duration::from_secs(30),
+        ..small_opts()
+    };
+    let (mut ob, _) = open(dir.path(), opts);
+    let rec = record_size("telemetry", 1000) as u64;
+    let telemetry = append_n(&mut ob, RecordClass::Telemetry, "telemetry", 10, 1000);
+    let now = Instant::now();
+    // A window of 3 records' bytes: the fourth waits.
+    let window = 3 * rec;
+    let mut sent = Vec::new();
+    while let Some(r) = ob.next_unsent_within(now, 100, window) {
+        sent.push(r.seq);
+    }
+    assert_eq!(sent, telemetry[..3]);
+    assert_eq!(ob.stats().in_flight, 3);
+    assert_eq!(ob.stats().in_flight_bytes, window);
+
+    // An alarm is not held back by the byte window.
+    let alarm = append_n(&mut ob, RecordClass::Alarm, "alarms", 1, 200)[0];
+    let next = ob.next_unsent_within(now, 100, window).unwrap();
+    assert_eq!(next.seq, alarm);
+    assert!(ob.next_unsent_within(now, 100, window).is_none());
+
+    // An ack frees room for exactly as much.
+    assert_eq!(ob.ack(&[(telemetry[0], telemetry[0])]), 1);
+    assert_eq!(
+        ob.stats().in_flight_bytes,
+        2 * rec + record_size("alarms", 200) as u64
+    );
+    let next = ob.next_unsent_within(now, 100, window).unwrap();
+    assert_eq!(next.seq, telemetry[3]);
+    assert!(ob.next_unsent_within(now, 100, window).is_none());
+
+    // The record limit holds alarms too.
+    assert!(ob.next_unsent_within(now, 4, u64::MAX).is_none());
+
+    // A lost ack blocks no longer than resend_after: the expired records
+    // leave the window and are handed out again, oldest first.
+    let later = now + Duration::from_secs(31);
+    let again = ob.next_unsent_within(later, 100, window).unwrap();
+    assert_eq!(again.seq, alarm, "alarms first");
+    let again = ob.next_unsent_within(later, 100, window).unwrap();
+    assert_eq!(again.seq, telemetry[1]);
+
+    // A reconnect empties the window.
+    ob.on_reconnect();
+    assert_eq!((ob.stats().in_flight, ob.stats().in_flight_bytes), (0, 0));
+}
