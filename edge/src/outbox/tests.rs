@@ -968,7 +968,7 @@ fn the_unacked_window_holds_back_bulk_records_but_not_alarms() {
         ..small_opts()
     };
     let (mut ob, _) = open(dir.path(), opts);
-    let rec = record_size("telemetry", 1000) as u64;
+    let rec = record_size("telemetry", 1000);
     let telemetry = append_n(&mut ob, RecordClass::Telemetry, "telemetry", 10, 1000);
     let now = Instant::now();
     // A window of 3 records' bytes: the fourth waits.
@@ -991,7 +991,7 @@ fn the_unacked_window_holds_back_bulk_records_but_not_alarms() {
     assert_eq!(ob.ack(&[(telemetry[0], telemetry[0])]), 1);
     assert_eq!(
         ob.stats().in_flight_bytes,
-        2 * rec + record_size("alarms", 200) as u64
+        2 * rec + record_size("alarms", 200)
     );
     let next = ob.next_unsent_within(now, 100, window).unwrap();
     assert_eq!(next.seq, telemetry[3]);
