@@ -158,6 +158,9 @@ parkwatch is running. Where to look:
     $BIN/parkctl incidents show 1 --token pw_demo_operator
     curl -s -H 'Authorization: Bearer pw_demo_operator' http://127.0.0.1:8080/api/v1/incidents
 
+  The alarms behind them; 'show ID' lists every event stored, by the edge's seq:
+    $BIN/parkctl alarms list --token pw_demo_operator
+
   What the edge decided, with latency: grep 'Alarm\.' $STATE/parkwatch-edge.log
 
   Camera and box health in VictoriaMetrics (InfluxDB v2 write API):
