@@ -55,47 +55,7 @@ impl VictoriaMetrics {
     /// it does not become healthy.
     #[track_caller]
     pub fn start() -> Self {
-        assert!(
-            Path::new(BINARY).is_file(),
-            "{BINARY} is missing: run `bash deploy/setup.sh` (Debian package victoria-metrics)"
-        );
-        let data = tempfile::Builder::new()
-            .prefix("parkwatch-vm-")
-            .tempdir()
-            .unwrap_or_else(|e| panic!("cannot create a data folder for VictoriaMetrics: {e}"));
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .pool_max_idle_per_host(0)
-            .timeout(HTTP_TIMEOUT)
-            .build()
-            .unwrap_or_else(|e| panic!("cannot build an HTTP client: {e}"));
-        // The port can be taken between free_port() and the bind: then VM
-        // exits at once, and another port is tried.
-        let mut last_log = String::new();
-        for _ in 0..5 {
-            let port = free_port();
-            let mut child = ChildSpec::new("victoria-metrics", BINARY)
-                .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-                .arg(format!("-storageDataPath={}", data.path().display()))
-                .args([
-                    "-search.latencyOffset=0s",
-                    "-search.disableCache",
-                    "-retentionPeriod=100y",
-                ])
-                .arg("-loggerLevel=WARN")
-                .spawn();
-            if wait_healthy(&http, port, &mut child) {
-                return Self {
-                    child,
-                    port,
-                    data,
-                    http,
-                };
-            }
-            last_log = child.log_tail(30);
-            child.kill9();
-        }
-        panic!("VictoriaMetrics did not start in 5 tries; last log tail:\n{last_log}")
+        Self::start_with_args(&[])
     }
 
     /// As [`Self::start`], with more command-line flags, e.g.

@@ -4,9 +4,9 @@
 use clap::Subcommand;
 use serde_json::Value;
 
-use super::ApiArgs;
 use super::client::{ApiClient, CliError};
-use super::format::{alarm_detail, alarm_line, parse_offset};
+use super::format::{alarm_detail, alarm_line};
+use super::{ApiArgs, pretty};
 
 /// `parkctl alarms` subcommands.
 #[derive(Debug, Subcommand)]
@@ -48,15 +48,6 @@ pub enum AlarmsCommand {
     },
 }
 
-fn offset(api: &ApiArgs) -> Result<i32, CliError> {
-    parse_offset(&api.utc_offset)
-        .ok_or_else(|| CliError::Usage(format!("--utc-offset {:?} is not +HH:MM", api.utc_offset)))
-}
-
-fn pretty(v: &Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
-}
-
 /// Runs one `parkctl alarms` command.
 pub async fn run(cmd: AlarmsCommand) -> Result<(), CliError> {
     match cmd {
@@ -69,7 +60,7 @@ pub async fn run(cmd: AlarmsCommand) -> Result<(), CliError> {
             limit,
             json,
         } => {
-            let off = offset(&api)?;
+            let off = api.offset_minutes()?;
             let c = ApiClient::new(&api)?;
             let mut q: Vec<(&str, String)> = vec![("limit", limit.to_string())];
             for (k, v) in [
@@ -104,7 +95,7 @@ pub async fn run(cmd: AlarmsCommand) -> Result<(), CliError> {
             Ok(())
         }
         AlarmsCommand::Show { api, id, json } => {
-            let off = offset(&api)?;
+            let off = api.offset_minutes()?;
             let c = ApiClient::new(&api)?;
             // The id goes into the path: refuse what could change the URL.
             if id.is_empty()

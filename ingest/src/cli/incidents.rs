@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use serde_json::{Map, Value, json};
 
-use super::ApiArgs;
 use super::client::{ApiClient, CliError};
-use super::format::{incident_detail, incident_line, parse_offset};
+use super::format::{incident_detail, incident_line};
+use super::{ApiArgs, pretty};
 
 /// `parkctl incidents` subcommands.
 #[derive(Debug, Subcommand)]
@@ -112,17 +112,8 @@ pub enum IncidentsCommand {
     },
 }
 
-fn offset(api: &ApiArgs) -> Result<i32, CliError> {
-    parse_offset(&api.utc_offset)
-        .ok_or_else(|| CliError::Usage(format!("--utc-offset {:?} is not +HH:MM", api.utc_offset)))
-}
-
 fn print(text: &str) {
     println!("{}", text.trim_end());
-}
-
-fn pretty(v: &Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
 }
 
 /// Runs one `parkctl incidents` command.
@@ -138,7 +129,7 @@ pub async fn run(cmd: IncidentsCommand) -> Result<(), CliError> {
             limit,
             json,
         } => {
-            let off = offset(&api)?;
+            let off = api.offset_minutes()?;
             let c = ApiClient::new(&api)?;
             let mut q: Vec<(&str, String)> = vec![("limit", limit.to_string())];
             for (k, v) in [
@@ -180,7 +171,7 @@ pub async fn run(cmd: IncidentsCommand) -> Result<(), CliError> {
             Ok(())
         }
         IncidentsCommand::Show { api, id, json } => {
-            let off = offset(&api)?;
+            let off = api.offset_minutes()?;
             let c = ApiClient::new(&api)?;
             let v = c.get(&format!("/incidents/{id}")).await?;
             print(&if json {
@@ -201,7 +192,7 @@ pub async fn run(cmd: IncidentsCommand) -> Result<(), CliError> {
             photos,
             json,
         } => {
-            let off = offset(&api)?;
+            let off = api.offset_minutes()?;
             let c = ApiClient::new(&api)?;
             let mut shas = Vec::new();
             for p in &photos {
@@ -236,7 +227,7 @@ pub async fn run(cmd: IncidentsCommand) -> Result<(), CliError> {
             version,
             json,
         } => {
-            let off = offset(&api)?;
+            let off = api.offset_minutes()?;
             let c = ApiClient::new(&api)?;
             let mut shas = Vec::new();
             for p in &photos {

@@ -41,6 +41,20 @@ pub struct ApiArgs {
     pub utc_offset: String,
 }
 
+impl ApiArgs {
+    /// `--utc-offset` in minutes east of UTC.
+    pub fn offset_minutes(&self) -> Result<i32, CliError> {
+        format::parse_offset(&self.utc_offset).ok_or_else(|| {
+            CliError::Usage(format!("--utc-offset {:?} is not +HH:MM", self.utc_offset))
+        })
+    }
+}
+
+/// A JSON answer as printed with `--json`.
+pub fn pretty(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+}
+
 /// The incident subcommands, for `parkctl`'s command enum.
 #[derive(Debug, Subcommand)]
 pub enum Command {
