@@ -16,8 +16,8 @@ use std::collections::{BTreeSet, VecDeque};
 use std::fs::File;
 use std::path::PathBuf;
 
-use parkwatch_durable::segment::{SegmentWriter, remove_segment};
 pub(crate) use parkwatch_durable::segment::segment_file_name;
+use parkwatch_durable::segment::{SegmentWriter, remove_segment};
 
 use super::format::{OUTBOX_FORMAT, SEGMENT_HEADER_LEN};
 use super::ledger::{MAX_RUNS, QueueLedger};
