@@ -101,7 +101,8 @@ use crate::metrics::Metrics;
 use crate::points::{SkipReason, convert_batch};
 use crate::ratelimit::{LogLimiter, Verdict};
 use crate::secret::Secret;
-use crate::writer::{Backoff, WriteItem, now_ms};
+use crate::writer::{Backoff, WriteItem};
+use parkwatch_durable::now_ms;
 
 /// A message that passed every check.
 #[derive(Debug)]

@@ -218,7 +218,7 @@ impl DeadLetters {
         let Some(tx) = &self.inner.tx else { return };
         let keep = payload.len().min(self.inner.payload_bytes);
         let dl = DeadLetter {
-            at_ms: crate::writer::now_ms(),
+            at_ms: parkwatch_durable::now_ms(),
             topic: cut(topic, MAX_TOPIC),
             reason: reason.to_owned(),
             error: cut(error, MAX_ERROR),

@@ -64,6 +64,8 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use parkwatch_durable::IoError;
+use parkwatch_durable::atomic::{self, Durability};
 use serde::{Deserialize, Serialize};
 
 /// Ranges kept per edge by default (about 64 KiB per edge in memory).
@@ -416,14 +418,8 @@ impl DedupStore {
         };
         let bytes = serde_json::to_vec(&snap).unwrap_or_default();
         let path = files.dir.join(SNAPSHOT);
-        let tmp = files.dir.join(format!("{SNAPSHOT}.tmp"));
-        {
-            let mut f = File::create(&tmp).map_err(io(&tmp, "create"))?;
-            f.write_all(&bytes).map_err(io(&tmp, "write"))?;
-            f.sync_all().map_err(io(&tmp, "fsync"))?;
-        }
-        std::fs::rename(&tmp, &path).map_err(io(&path, "rename"))?;
-        sync_dir(&files.dir)?;
+        // Through `<snapshot>.tmp`, fsynced, renamed, folder fsynced.
+        atomic::replace(&path, &bytes, Durability::Synced)?;
         let log_path = files.dir.join(LOG);
         files.log.set_len(0).map_err(io(&log_path, "truncate"))?;
         files.log.sync_all().map_err(io(&log_path, "fsync"))?;
@@ -440,11 +436,14 @@ fn merge_line(edges: &mut HashMap<(String, String), SeqSet>, line: EdgeLine) {
     }
 }
 
-/// Fsyncs a folder, so a rename in it is durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), DedupError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir, "fsync folder"))
+impl From<IoError> for DedupError {
+    fn from(e: IoError) -> Self {
+        DedupError::Io {
+            path: e.path,
+            op: e.op,
+            source: e.source,
+        }
+    }
 }
 
 #[cfg(test)]

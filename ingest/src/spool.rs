@@ -24,10 +24,12 @@
 //! # On disk
 //!
 //! Folder `data_dir/spool`, segment files `<id>.seg` (20 digits, rolled at
-//! [`Spool::segment_bytes`]), and `cursor`. All integers little-endian:
+//! [`Spool::segment_bytes`]), and `cursor`. The segments are the segment
+//! log of `parkwatch_durable::segment`, the same format as the edge
+//! outbox's with the spool's own magic. All integers little-endian:
 //!
 //! ```text
-//! segment = "PWSPOOL" 0x01 (8 bytes) record*
+//! segment = "PWSPOOL" 0x00 (8 bytes) | version u32 (= 2) | reserved u32 record*
 //! record  = crc u32 | len u32 | body (len bytes)
 //! body    = count u32 | batch{count}
 //! batch   = site_len u16 | site | edge_len u16 | edge | seq u64 |
@@ -35,6 +37,13 @@
 //! crc     = CRC-32 (IEEE) over the len field and the body
 //! cursor  = "<segment id> <offset of the next undrained record>\n"
 //! ```
+//!
+//! The spool is transient: it holds only what waits for the database, and
+//! its format may change between versions without a migration. Version 1
+//! (an 8-byte header `"PWSPOOL" 0x01`, before the segment log was shared
+//! with the outbox) is not read: such a segment is moved aside to
+//! `<name>.corrupt` and reported at startup. Drain the spool (let the
+//! database catch up) before upgrading across that change.
 //!
 //! A record is appended with one `write(2)` and then `fdatasync`; a new
 //! segment's folder entry is fsynced too. The cursor is replaced by a
@@ -47,17 +56,25 @@
 //! or corrupt record ends its segment: the file is truncated there and the
 //! cut is reported (a torn last record was never acknowledged to an edge,
 //! because the fsync had not returned). Appends after a restart always go
-//! to a new segment. Never panics on file content.
+//! to a new segment, numbered above every segment and the cursor. Never
+//! panics on file content.
 
-use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use parkwatch_durable::IoError;
+use parkwatch_durable::atomic::{self, Durability};
+use parkwatch_durable::segment::{
+    self, LogOptions, Position, Quarantine, ReadError, SegmentFormat, SegmentLog,
+};
 
-const MAGIC: [u8; 8] = *b"PWSPOOL\x01";
-const HEADER: u64 = MAGIC.len() as u64;
+/// Header of every spool segment file.
+const SPOOL_FORMAT: SegmentFormat = SegmentFormat {
+    magic: *b"PWSPOOL\0",
+    version: 2,
+};
+#[cfg(test)]
+const HEADER: u64 = segment::HEADER_LEN;
 const CURSOR: &str = "cursor";
 /// Largest record body accepted (a group of batches), in bytes.
 pub const MAX_RECORD_BYTES: usize = 512 * 1024 * 1024;
@@ -78,11 +95,7 @@ pub struct SpoolBatch {
 }
 
 /// Where a record sits, to consume it after [`Spool::peek`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordPos {
-    segment: u64,
-    offset: u64,
-}
+pub type RecordPos = Position;
 
 /// The oldest undrained record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,11 +158,13 @@ pub enum SpoolError {
     TooLarge(usize),
 }
 
-fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> SpoolError + 'a {
-    move |source| SpoolError::Io {
-        path: path.to_owned(),
-        op,
-        source,
+impl From<IoError> for SpoolError {
+    fn from(e: IoError) -> Self {
+        SpoolError::Io {
+            path: e.path,
+            op: e.op,
+            source: e.source,
+        }
     }
 }
 
@@ -160,21 +175,9 @@ pub struct SpoolReport {
     pub depth: SpoolDepth,
     /// Segments cut short: (file, byte offset, reason).
     pub truncated: Vec<(PathBuf, u64, String)>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct RecMeta {
-    offset: u64,
-    /// Whole record: 8 bytes of crc and len, then the body.
-    len: u64,
-    batches: u64,
-}
-
-#[derive(Debug)]
-struct Segment {
-    id: u64,
-    path: PathBuf,
-    records: VecDeque<RecMeta>,
+    /// Files with a header that is not this spool's (an older spool
+    /// format, or not a spool file), moved aside.
+    pub quarantined: Vec<Quarantine>,
 }
 
 /// The spool. Not thread-safe by itself; share it behind a mutex.
@@ -182,11 +185,8 @@ struct Segment {
 pub struct Spool {
     dir: PathBuf,
     max_bytes: u64,
-    segment_bytes: u64,
-    segments: VecDeque<Segment>,
-    /// The segment being appended to: (id, file, its length).
-    active: Option<(u64, File, u64)>,
-    next_id: u64,
+    /// Batches of each undrained record are the log's per-record value.
+    log: SegmentLog<u64>,
     depth: SpoolDepth,
 }
 
@@ -194,68 +194,34 @@ impl Spool {
     /// Opens (creating) the spool in `dir` holding at most `max_bytes` of
     /// undrained records; recovers what is there.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<(Self, SpoolReport), SpoolError> {
-        std::fs::create_dir_all(dir).map_err(io(dir, "create folder"))?;
-        let cursor = read_cursor(dir);
-        let mut ids = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(io(dir, "list"))? {
-            let entry = entry.map_err(io(dir, "list"))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if let Some(id) = name
-                .strip_suffix(".seg")
-                .filter(|s| s.len() == 20)
-                .and_then(|s| s.parse::<u64>().ok())
-            {
-                ids.push(id);
-            }
-        }
-        ids.sort_unstable();
-        let mut report = SpoolReport::default();
-        let mut segments = VecDeque::new();
-        let mut depth = SpoolDepth::default();
-        let next_id = ids.last().map_or(1, |id| id.saturating_add(1));
-        for id in ids {
-            let path = seg_path(dir, id);
-            let drained_below = match cursor {
-                Some((cid, _)) if id < cid => u64::MAX,
-                Some((cid, off)) if id == cid => off,
-                _ => 0,
-            };
-            let (records, cut) = scan_segment(&path)?;
-            if let Some((offset, reason)) = cut {
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(io(&path, "open to truncate"))?;
-                f.set_len(offset).map_err(io(&path, "truncate"))?;
-                f.sync_all().map_err(io(&path, "fsync"))?;
-                report.truncated.push((path.clone(), offset, reason));
-            }
-            let records: VecDeque<RecMeta> = records
-                .into_iter()
-                .filter(|r| r.offset >= drained_below)
-                .collect();
-            if records.is_empty() {
-                std::fs::remove_file(&path).map_err(io(&path, "remove drained segment"))?;
-                continue;
-            }
-            for r in &records {
-                depth.records += 1;
-                depth.batches += r.batches;
-                depth.bytes += r.len;
-            }
-            segments.push_back(Segment { id, path, records });
-        }
-        report.depth = depth;
-        let segment_bytes = (max_bytes / 16).clamp(64 * 1024, 64 * 1024 * 1024);
+        std::fs::create_dir_all(dir).map_err(IoError::on("create folder", dir))?;
+        let cursor = read_cursor(dir).map(|(segment, offset)| Position { segment, offset });
+        let opts = LogOptions {
+            format: SPOOL_FORMAT,
+            segment_bytes: (max_bytes / 16).clamp(64 * 1024, 64 * 1024 * 1024),
+            max_body_len: MAX_RECORD_BYTES as u64,
+            sync_each_append: true,
+            save_corrupt_tails: false,
+        };
+        let (log, rec) = SegmentLog::open(dir, opts, cursor, |_, body| match body.get(..4) {
+            Some(c) => Ok(u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
+            None => Err("record too short".to_owned()),
+        })?;
+        let depth = SpoolDepth {
+            records: log.len(),
+            batches: log.iter().map(|(_, _, batches)| batches).sum(),
+            bytes: log.bytes(),
+        };
+        let report = SpoolReport {
+            depth,
+            truncated: rec.truncated,
+            quarantined: rec.quarantined,
+        };
         Ok((
             Spool {
                 dir: dir.to_owned(),
                 max_bytes,
-                segment_bytes,
-                segments,
-                active: None,
-                next_id,
+                log,
                 depth,
             },
             report,
@@ -274,7 +240,7 @@ impl Spool {
 
     /// Size at which a segment file is rolled.
     pub fn segment_bytes(&self) -> u64 {
-        self.segment_bytes
+        self.log.options().segment_bytes
     }
 
     /// Whether nothing waits.
@@ -285,8 +251,8 @@ impl Spool {
     /// Appends `batches` as one record, durably (fsynced) before it returns.
     pub fn append(&mut self, batches: &[SpoolBatch]) -> Result<(), SpoolError> {
         let body = encode_body(batches)?;
-        let len = u32::try_from(body.len()).map_err(|_| SpoolError::TooLarge(body.len()))?;
-        let need = 8 + body.len() as u64;
+        u32::try_from(body.len()).map_err(|_| SpoolError::TooLarge(body.len()))?;
+        let need = segment::record_len(body.len() as u64);
         let free = self.max_bytes.saturating_sub(self.depth.bytes);
         if need > free {
             return Err(SpoolError::Full {
@@ -295,123 +261,47 @@ impl Spool {
                 max: self.max_bytes,
             });
         }
-        let mut rec = Vec::with_capacity(need as usize);
-        let mut h = crc32fast::Hasher::new();
-        h.update(&len.to_le_bytes());
-        h.update(&body);
-        rec.extend_from_slice(&h.finalize().to_le_bytes());
-        rec.extend_from_slice(&len.to_le_bytes());
-        rec.extend_from_slice(&body);
-
-        let roll = match &self.active {
-            None => true,
-            Some((_, _, flen)) => *flen > HEADER && *flen + need > self.segment_bytes,
-        };
-        if roll {
-            self.roll()?;
-        }
-        let Some((id, file, flen)) = self.active.as_mut() else {
-            return Err(SpoolError::Io {
-                path: self.dir.clone(),
-                op: "open segment",
-                source: std::io::Error::other("no active segment"),
-            });
-        };
-        let path = seg_path(&self.dir, *id);
-        let offset = *flen;
-        let written = file.write_all(&rec).and_then(|()| file.sync_data());
-        if let Err(e) = written {
-            // Cut a partial record off and start a fresh segment next time.
-            let _ = file.set_len(offset);
-            self.active = None;
-            return Err(io(&path, "append")(e));
-        }
-        *flen += need;
-        let meta = RecMeta {
-            offset,
-            len: need,
-            batches: batches.len() as u64,
-        };
-        match self.segments.back_mut() {
-            Some(seg) if seg.id == *id => seg.records.push_back(meta),
-            _ => self.segments.push_back(Segment {
-                id: *id,
-                path,
-                records: VecDeque::from([meta]),
-            }),
-        }
+        let count = batches.len() as u64;
+        self.log.append(&body, &[], count)?;
         self.depth.records += 1;
-        self.depth.batches += meta.batches;
+        self.depth.batches += count;
         self.depth.bytes += need;
-        Ok(())
-    }
-
-    fn roll(&mut self) -> Result<(), SpoolError> {
-        let id = self.next_id;
-        self.next_id = self.next_id.saturating_add(1);
-        let path = seg_path(&self.dir, id);
-        let mut f = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)
-            .map_err(io(&path, "create segment"))?;
-        f.write_all(&MAGIC).map_err(io(&path, "write header"))?;
-        f.sync_all().map_err(io(&path, "fsync"))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&self.dir, "fsync folder"))?;
-        // An earlier active segment with no undrained records is done.
-        if let Some((old, _, _)) = self.active.take()
-            && !self.segments.iter().any(|s| s.id == old)
-        {
-            let _ = std::fs::remove_file(seg_path(&self.dir, old));
-        }
-        self.active = Some((id, f, HEADER));
         Ok(())
     }
 
     /// Reads the oldest undrained record, if any.
     pub fn peek(&self) -> Result<Option<SpoolRecord>, SpoolError> {
-        let Some(seg) = self.segments.front() else {
+        let Some((pos, _, _)) = self.log.front() else {
             return Ok(None);
         };
-        let Some(meta) = seg.records.front() else {
-            return Ok(None);
-        };
-        let mut f = File::open(&seg.path).map_err(io(&seg.path, "open"))?;
-        f.seek(SeekFrom::Start(meta.offset))
-            .map_err(io(&seg.path, "seek"))?;
-        let mut buf = vec![0u8; meta.len as usize];
-        f.read_exact(&mut buf).map_err(io(&seg.path, "read"))?;
         let corrupt = |reason: String| SpoolError::Corrupt {
-            path: seg.path.clone(),
-            offset: meta.offset,
+            path: self.dir.join(segment::segment_file_name(pos.segment)),
+            offset: pos.offset,
             reason,
         };
-        let (crc, rest) = buf.split_at(4);
-        let mut h = crc32fast::Hasher::new();
-        h.update(rest);
-        if h.finalize().to_le_bytes() != crc {
-            return Err(corrupt("checksum mismatch".to_owned()));
-        }
-        let batches = decode_body(&rest[4..]).map_err(corrupt)?;
-        Ok(Some(SpoolRecord {
-            pos: RecordPos {
-                segment: seg.id,
-                offset: meta.offset,
-            },
-            batches,
-        }))
+        let body = match self.log.read(pos) {
+            Ok(b) => b,
+            Err(ReadError::Io(e)) => return Err(e.into()),
+            Err(ReadError::Corrupt {
+                path,
+                offset,
+                reason,
+            }) => {
+                return Err(SpoolError::Corrupt {
+                    path,
+                    offset,
+                    reason,
+                });
+            }
+            Err(e @ ReadError::NotFound(_)) => return Err(corrupt(e.to_string())),
+        };
+        let batches = decode_body(&body).map_err(corrupt)?;
+        Ok(Some(SpoolRecord { pos, batches }))
     }
 
     /// The position of the oldest undrained record, without reading it.
     pub fn head(&self) -> Option<RecordPos> {
-        let seg = self.segments.front()?;
-        let meta = seg.records.front()?;
-        Some(RecordPos {
-            segment: seg.id,
-            offset: meta.offset,
-        })
+        self.log.front().map(|(pos, _, _)| pos)
     }
 
     /// Marks the oldest record (at `pos`) drained; removes its segment when
@@ -420,41 +310,27 @@ impl Spool {
         if self.head() != Some(pos) {
             return Err(SpoolError::NotHead(pos));
         }
-        let active = self.active.as_ref().map(|(id, _, _)| *id);
-        let Some(seg) = self.segments.front_mut() else {
-            return Err(SpoolError::NotHead(pos));
-        };
-        let Some(meta) = seg.records.pop_front() else {
+        let Some(done) = self.log.pop_front()? else {
             return Err(SpoolError::NotHead(pos));
         };
         self.depth.records = self.depth.records.saturating_sub(1);
-        self.depth.batches = self.depth.batches.saturating_sub(meta.batches);
-        self.depth.bytes = self.depth.bytes.saturating_sub(meta.len);
-        let next = match seg.records.front() {
-            Some(m) => (seg.id, m.offset),
-            None => (seg.id, meta.offset + meta.len),
-        };
-        if seg.records.is_empty() {
-            let path = seg.path.clone();
-            let id = seg.id;
-            self.segments.pop_front();
-            if active != Some(id) {
-                std::fs::remove_file(&path).map_err(io(&path, "remove drained segment"))?;
-            }
-        }
-        self.write_cursor(next)
+        self.depth.batches = self.depth.batches.saturating_sub(done.meta);
+        self.depth.bytes = self.depth.bytes.saturating_sub(done.len);
+        self.write_cursor(done.next)
     }
 
-    fn write_cursor(&self, (id, offset): (u64, u64)) -> Result<(), SpoolError> {
+    fn write_cursor(&self, next: Position) -> Result<(), SpoolError> {
         let path = self.dir.join(CURSOR);
-        let tmp = self.dir.join("cursor.tmp");
-        std::fs::write(&tmp, format!("{id} {offset}\n")).map_err(io(&tmp, "write"))?;
-        std::fs::rename(&tmp, &path).map_err(io(&path, "rename"))
+        let text = format!("{} {}\n", next.segment, next.offset);
+        // Through `cursor.tmp`; not fsynced (see the module documentation).
+        atomic::replace(&path, text.as_bytes(), Durability::Unsynced)?;
+        Ok(())
     }
 }
 
+#[cfg(test)]
 fn seg_path(dir: &Path, id: u64) -> PathBuf {
-    dir.join(format!("{id:020}.seg"))
+    dir.join(segment::segment_file_name(id))
 }
 
 fn read_cursor(dir: &Path) -> Option<(u64, u64)> {
@@ -463,45 +339,6 @@ fn read_cursor(dir: &Path) -> Option<(u64, u64)> {
     let id = it.next()?.parse().ok()?;
     let off = it.next()?.parse().ok()?;
     Some((id, off))
-}
-
-/// Reads a segment's records; returns them and where (and why) it must be
-/// cut, if a record is torn or corrupt.
-#[allow(clippy::type_complexity)]
-fn scan_segment(path: &Path) -> Result<(Vec<RecMeta>, Option<(u64, String)>), SpoolError> {
-    let bytes = std::fs::read(path).map_err(io(path, "read"))?;
-    if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
-        return Ok((Vec::new(), Some((0, "bad segment header".to_owned()))));
-    }
-    let mut out = Vec::new();
-    let mut at = MAGIC.len();
-    while at < bytes.len() {
-        let Some(head) = bytes.get(at..at + 8) else {
-            return Ok((out, Some((at as u64, "torn record header".to_owned()))));
-        };
-        let crc = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
-        let Some(body) = bytes.get(at + 8..at + 8 + len) else {
-            return Ok((out, Some((at as u64, "torn record".to_owned()))));
-        };
-        let mut h = crc32fast::Hasher::new();
-        h.update(&head[4..8]);
-        h.update(body);
-        if h.finalize() != crc {
-            return Ok((out, Some((at as u64, "checksum mismatch".to_owned()))));
-        }
-        let count = match body.get(..4) {
-            Some(c) => u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-            None => return Ok((out, Some((at as u64, "record too short".to_owned())))),
-        };
-        out.push(RecMeta {
-            offset: at as u64,
-            len: 8 + len as u64,
-            batches: u64::from(count),
-        });
-        at += 8 + len;
-    }
-    Ok((out, None))
 }
 
 fn encode_body(batches: &[SpoolBatch]) -> Result<Vec<u8>, SpoolError> {
@@ -684,19 +521,20 @@ mod tests {
         }
         let seg = seg_path(dir.path(), 1);
         let mut bytes = std::fs::read(&seg).unwrap();
-        let rec_len = (bytes.len() - 8) / 3;
+        let header = HEADER as usize;
+        let rec_len = (bytes.len() - header) / 3;
         // Flip a byte in the second record's body.
-        bytes[8 + rec_len + 20] ^= 0xff;
+        bytes[header + rec_len + 20] ^= 0xff;
         std::fs::write(&seg, &bytes).unwrap();
         let (mut sp, report) = Spool::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(report.truncated.len(), 1, "{report:?}");
-        assert_eq!(report.truncated[0].1, 8 + rec_len as u64);
+        assert_eq!(report.truncated[0].1, HEADER + rec_len as u64);
         assert_eq!(drain_all(&mut sp), vec![0]);
 
         // Garbage and a torn tail never panic.
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(seg_path(dir.path(), 7), b"garbage").unwrap();
-        let mut torn = MAGIC.to_vec();
+        let mut torn = SPOOL_FORMAT.header().to_vec();
         torn.extend_from_slice(&[1, 2, 3, 4, 200, 0, 0, 0, 9]);
         std::fs::write(seg_path(dir.path(), 8), &torn).unwrap();
         let (mut sp, report) = Spool::open(dir.path(), 1 << 20).unwrap();
@@ -708,6 +546,43 @@ mod tests {
             Some(9),
             "appends go to a new segment"
         );
+    }
+
+    #[test]
+    fn a_version_1_segment_is_moved_aside_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = b"PWSPOOL\x01".to_vec();
+        old.extend_from_slice(&[0u8; 40]);
+        std::fs::write(seg_path(dir.path(), 3), &old).unwrap();
+        let (sp, report) = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert!(sp.is_empty());
+        assert_eq!(report.quarantined.len(), 1, "{report:?}");
+        assert!(report.quarantined[0].reason.contains("bad magic"));
+        assert!(report.quarantined[0].moved_to.exists());
+    }
+
+    #[test]
+    fn segments_made_after_a_full_drain_sort_after_the_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut sp, _) = Spool::open(dir.path(), 1 << 20).unwrap();
+            for seq in 0..3 {
+                sp.append(&[batch("e", seq, 100)]).unwrap();
+            }
+        }
+        {
+            // Drained after a restart: every segment file is gone, only
+            // the cursor is left.
+            let (mut sp, _) = Spool::open(dir.path(), 1 << 20).unwrap();
+            assert_eq!(drain_all(&mut sp), vec![0, 1, 2]);
+        }
+        {
+            let (mut sp, _) = Spool::open(dir.path(), 1 << 20).unwrap();
+            sp.append(&[batch("e", 3, 100)]).unwrap();
+        }
+        let (mut sp, report) = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(report.depth.records, 1, "{report:?}");
+        assert_eq!(drain_all(&mut sp), vec![3]);
     }
 
     #[test]

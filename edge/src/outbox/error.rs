@@ -94,3 +94,13 @@ impl OutboxError {
         }
     }
 }
+
+impl From<parkwatch_durable::IoError> for OutboxError {
+    fn from(e: parkwatch_durable::IoError) -> Self {
+        Self::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

@@ -7,9 +7,11 @@
 //! over `ledger.json`, fsync the directory. A reader therefore sees the old
 //! or the new ledger, never a mix.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use parkwatch_durable::atomic::{self, Durability};
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +19,7 @@ use super::OutboxError;
 
 /// File name of the ledger inside the outbox directory.
 pub(crate) const LEDGER_FILE: &str = "ledger.json";
+#[cfg(test)]
 const LEDGER_TMP: &str = "ledger.json.tmp";
 const LEDGER_VERSION: u32 = 1;
 /// Out-of-order runs kept per queue. More are rare (ingest acknowledges in
@@ -113,30 +116,17 @@ pub(crate) fn load(dir: &Path) -> Result<Option<Ledger>, String> {
 /// Replaces the ledger atomically; with `sync` the new content is on stable
 /// storage when this returns.
 pub(crate) fn store(dir: &Path, ledger: &Ledger, sync: bool) -> Result<(), OutboxError> {
-    let tmp = dir.join(LEDGER_TMP);
     let path = dir.join(LEDGER_FILE);
     let text = serde_json::to_vec(ledger)
         .map_err(|e| OutboxError::io("encode ledger", &path, io::Error::other(e.to_string())))?;
-    let mut f = File::create(&tmp).map_err(|e| OutboxError::io("create", &tmp, e))?;
-    f.write_all(&text)
-        .map_err(|e| OutboxError::io("write", &tmp, e))?;
-    if sync {
-        f.sync_all()
-            .map_err(|e| OutboxError::io("fsync", &tmp, e))?;
-    }
-    drop(f);
-    fs::rename(&tmp, &path).map_err(|e| OutboxError::io("rename ledger onto", &path, e))?;
-    if sync {
-        sync_dir(dir)?;
-    }
+    let durability = if sync {
+        Durability::Synced
+    } else {
+        Durability::Unsynced
+    };
+    // Through `ledger.json.tmp`.
+    atomic::replace(&path, &text, durability)?;
     Ok(())
-}
-
-/// Makes directory entries (new, renamed, removed files) durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), OutboxError> {
-    let d = File::open(dir).map_err(|e| OutboxError::io("open directory", dir, e))?;
-    d.sync_all()
-        .map_err(|e| OutboxError::io("fsync directory", PathBuf::from(dir), e))
 }
 
 #[cfg(test)]

@@ -101,9 +101,6 @@ use queue::{Entry, Queue, Segment, State};
 
 /// Sequence numbers reserved per ledger write.
 const SEQ_BLOCK: u64 = 65_536;
-/// Payloads up to this size are copied behind the record head and written
-/// with one `write`; larger ones are written in two.
-const SINGLE_WRITE_MAX: usize = 64 << 10;
 /// Read-ahead when reading records back from disk.
 const READ_AHEAD: usize = 256 << 10;
 /// Cache bookkeeping overhead counted per entry.
@@ -294,7 +291,7 @@ impl Outbox {
             last_sync: now,
             ledger_dirty: false,
             last_ledger_write: now,
-            scratch: Vec::with_capacity(SINGLE_WRITE_MAX + 256),
+            scratch: Vec::with_capacity(MAX_TOPIC_LEN + 64),
             closed: false,
         };
         // Record what recovery decided right away. A failure here (a full
@@ -925,20 +922,11 @@ impl Outbox {
 
     fn sync_data(&mut self) -> Result<(), OutboxError> {
         for q in &mut self.queues {
-            if let Some(w) = &mut q.writer
-                && w.dirty
-            {
-                let path = q
-                    .segments
-                    .back()
-                    .map_or(q.dir.as_path(), |s| s.path.as_path());
-                w.file
-                    .sync_data()
-                    .map_err(|e| OutboxError::io("fsync segment", path, e))?;
-                w.dirty = false;
+            if let Some(w) = &mut q.writer {
+                w.sync()?;
             }
             if q.dir_dirty {
-                ledger::sync_dir(&q.dir)?;
+                parkwatch_durable::sync_dir(&q.dir)?;
                 q.dir_dirty = false;
             }
         }
@@ -997,7 +985,6 @@ fn write_record(
     topic: &str,
     payload: &[u8],
 ) -> Result<(u64, u64), OutboxError> {
-    use std::io::Write;
     let (Some(w), Some(seg)) = (queue.writer.as_mut(), queue.segments.back_mut()) else {
         return Err(OutboxError::io(
             "append to",
@@ -1005,42 +992,25 @@ fn write_record(
             std::io::Error::other("no open segment"),
         ));
     };
-    let offset = seg.bytes;
     scratch.clear();
-    encode_head(scratch, seq, appended_ms, class, topic, payload);
-    let head_len = scratch.len() as u64;
-    let written = if payload.len() <= SINGLE_WRITE_MAX {
-        scratch.extend_from_slice(payload);
-        w.file.write_all(scratch)
-    } else {
-        w.file
-            .write_all(scratch)
-            .and_then(|()| w.file.write_all(payload))
-    };
-    if let Err(e) = written {
-        let cut = w.file.set_len(offset);
-        seg.bytes = match cut {
-            Ok(()) => offset,
-            Err(_) => w.file.metadata().map_or(offset, |m| m.len()),
-        };
-        queue.disk_bytes = queue.segments.iter().map(|s| s.bytes).sum();
-        if let Some(seg) = queue.segments.back_mut() {
-            seg.sealed = true;
+    encode_head(scratch, seq, appended_ms, class, topic);
+    let before = seg.bytes;
+    match w.append(scratch, payload) {
+        Ok(offset) => {
+            seg.bytes = w.len();
+            seg.records += 1;
+            seg.live += 1;
+            queue.disk_bytes += seg.bytes - before;
+            Ok((seg.base_seq, offset))
         }
-        queue.writer = None;
-        let path = queue
-            .segments
-            .back()
-            .map_or(queue.dir.clone(), |s| s.path.clone());
-        return Err(OutboxError::io("write record", path, e));
+        Err(e) => {
+            seg.bytes = w.len();
+            seg.sealed = true;
+            queue.writer = None;
+            queue.disk_bytes = queue.segments.iter().map(|s| s.bytes).sum();
+            Err(e.into())
+        }
     }
-    let rec_len = head_len + payload.len() as u64;
-    seg.bytes += rec_len;
-    seg.records += 1;
-    seg.live += 1;
-    queue.disk_bytes += rec_len;
-    w.dirty = true;
-    Ok((seg.base_seq, offset))
 }
 
 /// Reads `buf.len()` bytes at `offset` of a segment, opening it on first use.

@@ -13,27 +13,15 @@
 //! - `live` of a segment counts its entries that are not `Acked`.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::File;
 use std::path::PathBuf;
 
-use super::format::{SEGMENT_HEADER_LEN, segment_header};
+pub(crate) use parkwatch_durable::segment::segment_file_name;
+use parkwatch_durable::segment::{SegmentWriter, remove_segment};
+
+use super::format::{OUTBOX_FORMAT, SEGMENT_HEADER_LEN};
 use super::ledger::{MAX_RUNS, QueueLedger};
 use super::{OutboxError, QueueId, RecordClass};
-
-/// File name of the segment whose first record has `seq`.
-pub(crate) fn segment_file_name(seq: u64) -> String {
-    format!("{seq:020}.seg")
-}
-
-/// The first seq encoded in a segment file name, if it is one.
-pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".seg")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
 
 /// One segment file.
 #[derive(Debug)]
@@ -50,14 +38,6 @@ pub(crate) struct Segment {
     pub sealed: bool,
     /// Opened on first read.
     pub reader: Option<File>,
-}
-
-/// The open, unsealed segment of a queue.
-#[derive(Debug)]
-pub(crate) struct Writer {
-    pub file: File,
-    /// Written since the last fsync.
-    pub dirty: bool,
 }
 
 /// Delivery state of a record.
@@ -90,7 +70,8 @@ pub(crate) struct Queue {
     pub id: QueueId,
     pub dir: PathBuf,
     pub segments: VecDeque<Segment>,
-    pub writer: Option<Writer>,
+    /// The open, unsealed segment (the last one), appended to.
+    pub writer: Option<SegmentWriter>,
     /// A segment was created since the directory was last synced.
     pub dir_dirty: bool,
     pub entries: VecDeque<Entry>,
@@ -180,17 +161,15 @@ impl Queue {
 
     /// Stops appending to the current segment, syncing it first when `sync`.
     pub(crate) fn seal(&mut self, sync: bool) -> Result<(), OutboxError> {
-        let Some(w) = self.writer.take() else {
+        let Some(mut w) = self.writer.take() else {
             return Ok(());
         };
         let Some(seg) = self.segments.back_mut() else {
             return Ok(());
         };
         seg.sealed = true;
-        if sync && w.dirty {
-            w.file
-                .sync_data()
-                .map_err(|e| OutboxError::io("fsync segment", &seg.path, e))?;
+        if sync {
+            w.sync()?;
         }
         Ok(())
     }
@@ -199,16 +178,7 @@ impl Queue {
     /// one appended to.
     pub(crate) fn create_segment(&mut self, seq: u64) -> Result<(), OutboxError> {
         let path = self.dir.join(segment_file_name(seq));
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| OutboxError::io("create segment", &path, e))?;
-        if let Err(e) = file.write_all(&segment_header()) {
-            drop(file);
-            let _ = std::fs::remove_file(&path);
-            return Err(OutboxError::io("write segment header", &path, e));
-        }
+        let writer = SegmentWriter::create(&path, OUTBOX_FORMAT)?;
         self.segments.push_back(Segment {
             base_seq: seq,
             path,
@@ -219,7 +189,7 @@ impl Queue {
             reader: None,
         });
         self.disk_bytes += SEGMENT_HEADER_LEN;
-        self.writer = Some(Writer { file, dirty: true });
+        self.writer = Some(writer);
         self.dir_dirty = true;
         Ok(())
     }
@@ -237,16 +207,12 @@ impl Queue {
                 i += 1;
                 continue;
             }
-            match std::fs::remove_file(&seg.path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    if result.is_ok() {
-                        result = Err(OutboxError::io("delete segment", &seg.path, e));
-                    }
-                    i += 1;
-                    continue;
+            if let Err(e) = remove_segment(&seg.path) {
+                if result.is_ok() {
+                    result = Err(e.into());
                 }
+                i += 1;
+                continue;
             }
             self.disk_bytes = self.disk_bytes.saturating_sub(seg.bytes);
             self.segments.remove(i);
@@ -283,6 +249,7 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parkwatch_durable::segment::parse_segment_name;
 
     #[test]
     fn segment_names_round_trip() {

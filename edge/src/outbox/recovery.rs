@@ -18,16 +18,15 @@
 //! - a segment whose records do not continue the seq order of the previous
 //!   one is renamed to `.corrupt` (only manual tampering does this).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::format::{
-    BODY_FIXED_LEN, Prefix, RECORD_PREFIX_LEN, SEGMENT_HEADER_LEN, check_segment_header,
-    decode_record,
-};
+pub use parkwatch_durable::segment::Quarantine;
+use parkwatch_durable::segment::{self, Fate, RecoverOptions, recover_segment};
+
+use super::format::{BODY_FIXED_LEN, OUTBOX_FORMAT, RECORD_PREFIX_LEN, decode_body};
 use super::ledger;
-use super::queue::{Entry, Queue, Segment, State, parse_segment_name, segment_file_name};
+use super::queue::{Entry, Queue, Segment, State, segment_file_name};
 use super::{OutboxError, OutboxOptions, QueueId};
 
 /// Sequence numbers jump by this much when the ledger is lost, to stay clear
@@ -36,17 +35,6 @@ pub(crate) const LEDGER_LOSS_JUMP: u64 = 1 << 32;
 
 /// Largest body any version of the options could have written.
 const MAX_BODY_LEN: u64 = (256 << 20) + BODY_FIXED_LEN as u64 + u16::MAX as u64;
-
-/// A whole file set aside during recovery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Quarantine {
-    /// Where the file was.
-    pub path: PathBuf,
-    /// Where it is now.
-    pub moved_to: PathBuf,
-    /// Why.
-    pub reason: String,
-}
 
 /// What [`super::Outbox::open`] found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -117,23 +105,9 @@ pub(crate) fn recover(dir: &Path, opts: &OutboxOptions) -> Result<Recovered, Out
     for queue in &mut queues {
         let qdir = queue.dir.clone();
         fs::create_dir_all(&qdir).map_err(|e| OutboxError::io("create directory", &qdir, e))?;
-        let mut names = Vec::new();
-        let listing = fs::read_dir(&qdir).map_err(|e| OutboxError::io("list", &qdir, e))?;
-        for item in listing {
-            let item = item.map_err(|e| OutboxError::io("list", &qdir, e))?;
-            let path = item.path();
-            let name = item.file_name();
-            match name.to_str().and_then(parse_segment_name) {
-                Some(base) => names.push((base, path)),
-                None => {
-                    let corrupt = name.to_str().is_some_and(|n| n.ends_with(".corrupt"));
-                    if !corrupt {
-                        report.ignored_files.push(path);
-                    }
-                }
-            }
-        }
-        names.sort();
+        let listing = segment::list_segments(&qdir)?;
+        let names = listing.segments;
+        report.ignored_files.extend(listing.others);
         found_segments |= !names.is_empty();
         let qledger = ledger.as_ref().map(|l| l.queue(queue.id.index()));
         let mut last_seq: Option<u64> = None;
@@ -224,25 +198,13 @@ pub(crate) fn recover(dir: &Path, opts: &OutboxOptions) -> Result<Recovered, Out
 }
 
 fn quarantine(path: &Path, reason: String, report: &mut RecoveryReport) {
-    let mut moved = path.as_os_str().to_owned();
-    moved.push(".corrupt");
-    let moved = PathBuf::from(moved);
-    match fs::rename(path, &moved) {
-        Ok(()) => report.quarantined.push(Quarantine {
-            path: path.to_owned(),
-            moved_to: moved,
-            reason,
-        }),
-        Err(e) => report.quarantined.push(Quarantine {
-            path: path.to_owned(),
-            moved_to: path.to_owned(),
-            reason: format!("{reason}; could not move it aside ({e}), left in place and ignored"),
-        }),
-    }
+    report.quarantined.push(segment::quarantine(path, reason));
 }
 
 /// Reads one segment; `None` when it holds no usable record (and was removed
-/// or moved aside). Entries come back with `segment` unset.
+/// or moved aside). Entries come back with `segment` unset. The segment log's
+/// recovery checks the framing and cuts a bad tail; this adds the outbox's
+/// own rules: a record must belong in this queue and follow the seq before.
 fn scan_segment(
     path: &Path,
     queue: QueueId,
@@ -250,91 +212,26 @@ fn scan_segment(
     prev_seq: Option<u64>,
     report: &mut RecoveryReport,
 ) -> Result<Option<(Segment, Vec<Entry>)>, OutboxError> {
-    let file = File::open(path).map_err(|e| OutboxError::io("open segment", path, e))?;
-    let file_len = file
-        .metadata()
-        .map_err(|e| OutboxError::io("stat segment", path, e))?
-        .len();
-    if file_len < SEGMENT_HEADER_LEN {
-        drop(file);
-        fs::remove_file(path).map_err(|e| OutboxError::io("delete segment", path, e))?;
-        report.truncated.push((
-            path.to_owned(),
-            0,
-            format!("segment header incomplete ({file_len} of 16 bytes); file removed"),
-        ));
-        report.empty_segments_removed += 1;
-        return Ok(None);
-    }
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
-    reader
-        .read_exact(&mut header)
-        .map_err(|e| OutboxError::io("read segment", path, e))?;
-    if let Err(reason) = check_segment_header(&header) {
-        quarantine(path, reason, report);
-        return Ok(None);
-    }
-
     let mut entries = Vec::new();
-    let mut offset = SEGMENT_HEADER_LEN;
     let mut last = prev_seq;
-    let mut buf = Vec::new();
-    // (reason, torn): torn means an incomplete last record, what an
-    // interrupted write leaves.
-    let bad: Option<(String, bool)> = loop {
-        let left = file_len - offset;
-        if left == 0 {
-            break None;
-        }
-        if left < RECORD_PREFIX_LEN as u64 {
-            break Some((format!("torn record: prefix has {left} of 8 bytes"), true));
-        }
-        let mut p = [0u8; RECORD_PREFIX_LEN];
-        reader
-            .read_exact(&mut p)
-            .map_err(|e| OutboxError::io("read segment", path, e))?;
-        let prefix = Prefix::parse(p);
-        if u64::from(prefix.body_len) > MAX_BODY_LEN {
-            break Some((
-                format!(
-                    "length field {} exceeds any possible record",
-                    prefix.body_len
-                ),
-                false,
-            ));
-        }
-        let rec_len = prefix.record_len();
-        if rec_len > left {
-            break Some((
-                format!("torn record: needs {rec_len} bytes, {left} left in the file"),
-                true,
-            ));
-        }
-        // rec_len <= MAX_BODY_LEN + 8, well within usize.
-        buf.resize(rec_len as usize, 0);
-        buf[..RECORD_PREFIX_LEN].copy_from_slice(&p);
-        reader
-            .read_exact(&mut buf[RECORD_PREFIX_LEN..])
-            .map_err(|e| OutboxError::io("read segment", path, e))?;
-        let d = match decode_record(&buf) {
-            Ok(d) => d,
-            Err(reason) => break Some((reason, false)),
-        };
+    let ropts = RecoverOptions {
+        max_body_len: MAX_BODY_LEN,
+        save_corrupt_tails: true,
+        sync: opts.fsync.syncs(),
+    };
+    let rec = recover_segment(path, OUTBOX_FORMAT, &ropts, |offset, body| {
+        let d = decode_body(body)?;
         if d.class.queue() != queue {
-            break Some((
-                format!(
-                    "{} record does not belong in the {} queue",
-                    d.class,
-                    queue.dir_name()
-                ),
-                false,
+            return Err(format!(
+                "{} record does not belong in the {} queue",
+                d.class,
+                queue.dir_name()
             ));
         }
         if let Some(prev) = last
             && d.seq <= prev
         {
-            break Some((format!("seq {} does not follow seq {prev}", d.seq), false));
+            return Err(format!("seq {} does not follow seq {prev}", d.seq));
         }
         last = Some(d.seq);
         entries.push(Entry {
@@ -342,52 +239,36 @@ fn scan_segment(
             appended_ms: d.appended_ms,
             segment: 0,
             offset,
-            len: rec_len as u32,
+            // Bodies are at most MAX_BODY_LEN, well within u32.
+            len: (RECORD_PREFIX_LEN + body.len()) as u32,
             sends: 0,
             class: d.class,
             state: State::Unsent,
         });
-        offset += rec_len;
-    };
-    drop(reader);
-
-    if let Some((reason, torn)) = bad {
-        let removed_bytes = file_len - offset;
-        let saved_to = if torn || tail_is_zero(path, offset)? {
-            None
-        } else {
-            Some(save_tail(path, offset)?)
-        };
-        let f = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| OutboxError::io("open segment for repair", path, e))?;
-        f.set_len(offset)
-            .map_err(|e| OutboxError::io("truncate segment", path, e))?;
-        if opts.fsync.syncs() {
-            f.sync_all()
-                .map_err(|e| OutboxError::io("fsync segment", path, e))?;
-        }
-        let reason = match saved_to {
-            Some(to) => format!(
-                "{reason}; {removed_bytes} bytes cut off, saved to {}",
-                to.display()
-            ),
-            None => format!("{reason}; {removed_bytes} bytes cut off"),
-        };
-        report.truncated.push((path.to_owned(), offset, reason));
+        Ok(())
+    })?;
+    if let Some(cut) = rec.cut {
+        report
+            .truncated
+            .push((path.to_owned(), cut.offset, cut.reason));
     }
-    if entries.is_empty() {
-        fs::remove_file(path).map_err(|e| OutboxError::io("delete segment", path, e))?;
-        report.empty_segments_removed += 1;
-        return Ok(None);
+    match rec.fate {
+        Fate::Kept => {}
+        Fate::Removed => {
+            report.empty_segments_removed += 1;
+            return Ok(None);
+        }
+        Fate::Quarantined(q) => {
+            report.quarantined.push(q);
+            return Ok(None);
+        }
     }
     let records = entries.len() as u32;
     Ok(Some((
         Segment {
             base_seq: 0,
             path: path.to_owned(),
-            bytes: offset,
+            bytes: rec.len,
             records,
             live: 0,
             sealed: true,
@@ -395,36 +276,4 @@ fn scan_segment(
         },
         entries,
     )))
-}
-
-fn tail_is_zero(path: &Path, offset: u64) -> Result<bool, OutboxError> {
-    let mut f = File::open(path).map_err(|e| OutboxError::io("open segment", path, e))?;
-    f.seek(SeekFrom::Start(offset))
-        .map_err(|e| OutboxError::io("seek segment", path, e))?;
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        let n = match f.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(OutboxError::io("read segment", path, e)),
-        };
-        if n == 0 {
-            return Ok(true);
-        }
-        if buf[..n].iter().any(|&b| b != 0) {
-            return Ok(false);
-        }
-    }
-}
-
-fn save_tail(path: &Path, offset: u64) -> Result<PathBuf, OutboxError> {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{offset}.corrupt"));
-    let to = PathBuf::from(name);
-    let mut f = File::open(path).map_err(|e| OutboxError::io("open segment", path, e))?;
-    f.seek(SeekFrom::Start(offset))
-        .map_err(|e| OutboxError::io("seek segment", path, e))?;
-    let mut out = File::create(&to).map_err(|e| OutboxError::io("create", &to, e))?;
-    io::copy(&mut f, &mut out).map_err(|e| OutboxError::io("copy corrupt tail to", &to, e))?;
-    Ok(to)
 }

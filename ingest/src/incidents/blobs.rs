@@ -8,9 +8,9 @@
 //! JPEG and PNG images are accepted (checked by their magic bytes), at most
 //! [`MAX_BLOB_BYTES`].
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use parkwatch_durable::atomic::{self, Durability};
 use sha2::{Digest, Sha256};
 
 /// Largest blob accepted (the protocol's snapshot limit).
@@ -151,24 +151,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BlobError> {
         return Err(BlobError::BadName(path.display().to_string()));
     };
     std::fs::create_dir_all(folder).map_err(io(folder))?;
-    let tmp = folder.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io(path))?;
-        std::fs::File::open(folder)
-            .and_then(|d| d.sync_all())
-            .map_err(io(folder))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    // A unique temporary name: two tasks may store the same blob at once.
+    atomic::replace_concurrent(path, bytes, Durability::Synced).map_err(|e| BlobError::Io {
+        path: e.path,
+        source: e.source,
+    })
 }
 
 #[cfg(test)]

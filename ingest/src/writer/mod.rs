@@ -48,6 +48,14 @@
 //! (`parkwatch_ingest_spool_full_total`) and `/healthz` reports unhealthy.
 //! Without the spool, a group is retried in memory until it is written.
 //!
+//! # Layout
+//!
+//! - `mod.rs`: the writer task (batching, dedup, groups, acks);
+//! - [`sink`]: the time-series sink and the classification of its errors;
+//! - [`retry`]: backoff between attempts and the drain's retry loop;
+//! - [`drain`]: the spool drain task;
+//! - [`storage`]: opening the dedup record and the spool.
+//!
 //! # Acks and the order of events
 //!
 //! For every batch: database stored it (or spool fsynced it, or database
@@ -63,24 +71,34 @@
 //! stops retrying and returns; unflushed batches are not acknowledged, so
 //! edges send them again later.
 
+mod drain;
+mod retry;
+mod sink;
+mod storage;
+
 use std::collections::HashSet;
-use std::future::Future;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use influxdb2::models::DataPoint;
+use parkwatch_durable::now_ms;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
+
+pub use retry::{Backoff, BackoffError};
+pub use sink::{Disposition, InfluxSink, TsdbSink, WriteError, classify};
+pub use storage::{Durable, StorageError};
 
 use crate::acks::AckEntry;
 use crate::deadletter::DeadLetters;
 use crate::dedup::DedupStore;
 use crate::metrics::Metrics;
 use crate::points::encode_lines;
-use crate::spool::{Spool, SpoolBatch, SpoolError};
+use crate::spool::{SpoolBatch, SpoolError};
+use drain::SpoolShared;
+use retry::wait_true;
 
 /// One accepted telemetry batch, converted and waiting to be written.
 #[derive(Debug, Clone)]
@@ -98,196 +116,6 @@ pub struct WriteItem {
     pub received: Option<std::time::Instant>,
 }
 
-/// Why a write failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WriteError {
-    /// Could not connect to the database.
-    #[error("cannot connect to {url}: {detail}")]
-    Connect {
-        /// The write endpoint (no credentials).
-        url: String,
-        /// The transport's message.
-        detail: String,
-    },
-    /// No answer within the request timeout.
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
-    /// Another transport-level failure (connection reset, broken body).
-    #[error("request failed: {0}")]
-    Transport(String),
-    /// The server answered with an error status.
-    #[error("HTTP {status}: {body}")]
-    Http {
-        /// HTTP status code.
-        status: u16,
-        /// Start of the response body.
-        body: String,
-    },
-    /// Anything else (e.g. a response that could not be read).
-    #[error("{0}")]
-    Other(String),
-}
-
-/// What to do after a failed write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
-    /// Wait and send the same bytes again.
-    Retry,
-    /// The request is refused: split the group, drop a single batch.
-    Refused,
-}
-
-/// Sorts a write error into a metric class and a [`Disposition`].
-pub fn classify(e: &WriteError) -> (&'static str, Disposition) {
-    use Disposition::*;
-    match e {
-        WriteError::Connect { .. } => ("connect", Retry),
-        WriteError::Timeout(_) => ("timeout", Retry),
-        WriteError::Transport(_) => ("transport", Retry),
-        WriteError::Http { status, .. } => match *status {
-            408 => ("http_408", Retry),
-            429 => ("http_429", Retry),
-            401 | 403 => ("http_auth", Retry),
-            404 => ("http_404", Retry),
-            413 => ("http_413", Refused),
-            400..=499 => ("http_4xx", Refused),
-            500..=599 => ("http_5xx", Retry),
-            _ => ("http_other", Retry),
-        },
-        WriteError::Other(_) => ("other", Retry),
-    }
-}
-
-/// Jittered exponential backoff: attempt `n` (from 0) waits a random time
-/// in `[d/2, d]` with `d = min(max, min * 2^n)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-}
-
-/// A [`Backoff`] whose bounds are unusable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid backoff: need 0 < min ({min:?}) <= max ({max:?})")]
-pub struct BackoffError {
-    min: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    /// A backoff from `min` to `max`; `0 < min <= max`.
-    pub fn try_new(min: Duration, max: Duration) -> Result<Self, BackoffError> {
-        if min.is_zero() || min > max {
-            return Err(BackoffError { min, max });
-        }
-        Ok(Backoff { min, max })
-    }
-
-    /// The delay before retry `attempt` (0-based), given `jitter` in
-    /// `[0, 1]` (0 gives the shortest, 1 the longest delay).
-    pub fn delay(&self, attempt: u32, jitter: f64) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.min(31));
-        let full = self.min.saturating_mul(factor).min(self.max);
-        let jitter = if jitter.is_finite() {
-            jitter.clamp(0.0, 1.0)
-        } else {
-            1.0
-        };
-        full.mul_f64(0.5 + 0.5 * jitter)
-    }
-}
-
-/// Where line protocol goes: the InfluxDB v2 write API, or a test fake.
-pub trait TsdbSink: Send + Sync + 'static {
-    /// Writes one request body of line protocol (nanosecond timestamps).
-    fn write(&self, body: Bytes) -> impl Future<Output = Result<(), WriteError>> + Send;
-}
-
-/// [`TsdbSink`] backed by the `influxdb2` client.
-#[derive(Debug, Clone)]
-pub struct InfluxSink {
-    client: influxdb2::Client,
-    org: String,
-    bucket: String,
-    endpoint: String,
-}
-
-impl InfluxSink {
-    /// A sink writing to `url` (checked by config validation: an absolute
-    /// http(s) URL; a bad one is reported here instead of panicking).
-    pub fn new(url: &str, org: &str, bucket: &str, token: &str) -> Result<Self, WriteError> {
-        let parsed = url::Url::parse(url)
-            .map_err(|e| WriteError::Other(format!("invalid time-series URL: {e}")))?;
-        let mut endpoint = parsed.clone();
-        endpoint.set_path("/api/v2/write");
-        let client = influxdb2::ClientBuilder::new(url, org, token)
-            .build()
-            .map_err(|e| WriteError::Other(format!("cannot build HTTP client: {e}")))?;
-        Ok(InfluxSink {
-            client,
-            org: org.to_owned(),
-            bucket: bucket.to_owned(),
-            endpoint: endpoint.to_string(),
-        })
-    }
-}
-
-impl TsdbSink for InfluxSink {
-    async fn write(&self, body: Bytes) -> Result<(), WriteError> {
-        match self
-            .client
-            .write_line_protocol(&self.org, &self.bucket, body)
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(influxdb2::RequestError::Http { status, text }) => {
-                if status.is_success() {
-                    // The crate wants exactly 204; any 2xx means stored.
-                    return Ok(());
-                }
-                Err(WriteError::Http {
-                    status: status.as_u16(),
-                    body: truncate(&text, 300),
-                })
-            }
-            Err(influxdb2::RequestError::ReqwestProcessing { source }) => {
-                if source.is_timeout() {
-                    Err(WriteError::Timeout(Duration::ZERO))
-                } else if source.is_connect() {
-                    Err(WriteError::Connect {
-                        url: self.endpoint.clone(),
-                        detail: root_cause(&source),
-                    })
-                } else {
-                    Err(WriteError::Transport(source.to_string()))
-                }
-            }
-            Err(e) => Err(WriteError::Other(e.to_string())),
-        }
-    }
-}
-
-/// The innermost error's message (reqwest's own text repeats its chain).
-fn root_cause(e: &dyn std::error::Error) -> String {
-    let mut cur = e;
-    while let Some(inner) = cur.source() {
-        cur = inner;
-    }
-    cur.to_string()
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    let s = s.trim();
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
-}
-
 /// Writer limits, checked on construction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriterSettings {
@@ -299,111 +127,6 @@ pub struct WriterSettings {
     pub request_timeout: Duration,
     /// Delay between retries.
     pub backoff: Backoff,
-}
-
-/// Why the writer's on-disk state could not be opened.
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    /// The dedup record.
-    #[error(transparent)]
-    Dedup(#[from] crate::dedup::DedupError),
-    /// The spool.
-    #[error(transparent)]
-    Spool(#[from] SpoolError),
-    /// The dead-letter store.
-    #[error(transparent)]
-    DeadLetters(#[from] crate::deadletter::DeadLetterError),
-}
-
-/// The writer's state on disk: the dedup record and, if on, the spool.
-#[derive(Debug)]
-pub struct Durable {
-    /// Stored batches per edge.
-    pub dedup: DedupStore,
-    /// The disk spool, `None` when `spool_max_bytes = 0`.
-    pub spool: Option<Spool>,
-    /// How long a group may fail retryably before it is spooled.
-    pub spool_after: Duration,
-}
-
-impl Durable {
-    /// Opens `data_dir/dedup` and, when `spool_max_bytes > 0`,
-    /// `data_dir/spool`, logging what recovery found.
-    pub fn open(
-        data_dir: &Path,
-        spool_max_bytes: u64,
-        spool_after: Duration,
-    ) -> Result<Self, StorageError> {
-        let (dedup, report) =
-            DedupStore::open(&data_dir.join("dedup"), crate::dedup::DEFAULT_MAX_RANGES)?;
-        if let Some(p) = &report.corrupt_snapshot {
-            warn!(moved_to = %p.display(), "Telemetry dedup snapshot was unreadable; moved aside.");
-        }
-        info!(
-            edges = report.edges,
-            ranges = report.ranges,
-            bad_lines = report.bad_log_lines,
-            "Telemetry dedup record loaded."
-        );
-        let spool = if spool_max_bytes > 0 {
-            let (spool, report) = Spool::open(&data_dir.join("spool"), spool_max_bytes)?;
-            for (path, offset, reason) in &report.truncated {
-                warn!(file = %path.display(), offset, %reason, "Spool segment cut at a bad record.");
-            }
-            info!(
-                records = report.depth.records,
-                batches = report.depth.batches,
-                bytes = report.depth.bytes,
-                max_bytes = spool_max_bytes,
-                "Disk spool open."
-            );
-            Some(spool)
-        } else {
-            None
-        };
-        Ok(Durable {
-            dedup,
-            spool,
-            spool_after,
-        })
-    }
-}
-
-/// The spool as shared by the writer and its drain task. File I/O runs on
-/// the blocking pool.
-#[derive(Debug, Clone)]
-struct SpoolShared {
-    spool: Arc<Mutex<Spool>>,
-    notify: Arc<Notify>,
-    after: Duration,
-}
-
-fn spool_task_error(e: impl std::fmt::Display) -> SpoolError {
-    SpoolError::Io {
-        path: std::path::PathBuf::from("spool"),
-        op: "blocking task",
-        source: std::io::Error::other(e.to_string()),
-    }
-}
-
-impl SpoolShared {
-    async fn with<T, F>(&self, f: F) -> Result<T, SpoolError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Spool) -> Result<T, SpoolError> + Send + 'static,
-    {
-        let sp = self.spool.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = sp.lock().map_err(spool_task_error)?;
-            f(&mut guard)
-        })
-        .await
-        .map_err(spool_task_error)?
-    }
-
-    fn is_empty(&self) -> bool {
-        self.spool.lock().map(|s| s.is_empty()).unwrap_or(false)
-    }
 }
 
 /// One batch in the writer: encoded once, with its arrival time.
@@ -511,7 +234,7 @@ impl<S: TsdbSink> Writer<S> {
     pub async fn run(mut self) {
         let (stop_tx, stop_rx) = watch::channel(false);
         let drainer = self.spool.clone().map(|sp| {
-            tokio::spawn(drain(
+            tokio::spawn(drain::drain(
                 self.sink.clone(),
                 sp,
                 self.settings,
@@ -945,241 +668,14 @@ fn refused(
     }
 }
 
-/// How a drain write ended.
-enum Drained {
-    Written,
-    Refused(WriteError),
-    Stopped,
-}
-
-/// Writes `body` with retries until it is stored, refused, or the drain
-/// must stop (`stop` between attempts, `abort` at any time).
-async fn write_retrying<S: TsdbSink>(
-    sink: &S,
-    body: &Bytes,
-    settings: &WriterSettings,
-    metrics: &Metrics,
-    stop: &mut watch::Receiver<bool>,
-    abort: &mut watch::Receiver<bool>,
-) -> Drained {
-    let mut attempt: u32 = 0;
-    loop {
-        let timeout = settings.request_timeout;
-        let result = tokio::select! {
-            r = tokio::time::timeout(timeout, sink.write(body.clone())) => {
-                r.unwrap_or(Err(WriteError::Timeout(timeout)))
-            }
-            _ = wait_true(abort) => return Drained::Stopped,
-        };
-        let err = match result {
-            Ok(()) => return Drained::Written,
-            Err(WriteError::Timeout(_)) => WriteError::Timeout(timeout),
-            Err(e) => e,
-        };
-        let (class, disposition) = classify(&err);
-        metrics.write_error(class, err.to_string(), now_ms());
-        if disposition == Disposition::Refused {
-            return Drained::Refused(err);
-        }
-        let delay = settings.backoff.delay(attempt, rand::random::<f64>());
-        if attempt < 3 || attempt.is_multiple_of(10) {
-            warn!(
-                class,
-                err = %err,
-                attempt = attempt + 1,
-                retry_in_ms = delay.as_millis() as u64,
-                "Spool drain: time-series write failed; will retry."
-            );
-        }
-        attempt = attempt.saturating_add(1);
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            _ = wait_true(stop) => return Drained::Stopped,
-            _ = wait_true(abort) => return Drained::Stopped,
-        }
-    }
-}
-
-/// The drain task: writes the spool's oldest record to the database and
-/// removes it, until `stop` (between records and retries) or `abort`.
-async fn drain<S: TsdbSink>(
-    sink: Arc<S>,
-    spool: SpoolShared,
-    settings: WriterSettings,
-    metrics: Arc<Metrics>,
-    deadletters: Option<(DeadLetters, String)>,
-    mut stop: watch::Receiver<bool>,
-    mut abort: watch::Receiver<bool>,
-) {
-    let mut io_failures: u32 = 0;
-    loop {
-        if *stop.borrow() || *abort.borrow() {
-            return;
-        }
-        let rec = match spool.with(|s| s.peek()).await {
-            Ok(Some(rec)) => {
-                io_failures = 0;
-                rec
-            }
-            Ok(None) => {
-                tokio::select! {
-                    () = spool.notify.notified() => {}
-                    _ = wait_true(&mut stop) => return,
-                    _ = wait_true(&mut abort) => return,
-                }
-                continue;
-            }
-            Err(e @ SpoolError::Corrupt { .. }) => {
-                metrics.spool_error();
-                error!(err = %e, "Spool record unreadable; skipped (its batches are lost).");
-                let skipped = spool
-                    .with(|s| match s.head() {
-                        Some(pos) => {
-                            s.consume(pos)?;
-                            Ok(s.depth())
-                        }
-                        None => Ok(s.depth()),
-                    })
-                    .await;
-                if let Ok(d) = skipped {
-                    metrics.set_spool_depth(d.records, d.batches, d.bytes);
-                }
-                continue;
-            }
-            Err(e) => {
-                metrics.spool_error();
-                let delay = settings.backoff.delay(io_failures, rand::random::<f64>());
-                if io_failures < 3 || io_failures.is_multiple_of(20) {
-                    error!(err = %e, retry_in_ms = delay.as_millis() as u64, "Cannot read the spool.");
-                }
-                io_failures = io_failures.saturating_add(1);
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    _ = wait_true(&mut stop) => return,
-                    _ = wait_true(&mut abort) => return,
-                }
-                continue;
-            }
-        };
-        let n = rec.batches.len() as u64;
-        let (body, points) = body_of(rec.batches.iter());
-        let outcome = if body.is_empty() {
-            Drained::Written
-        } else {
-            write_retrying(&*sink, &body, &settings, &metrics, &mut stop, &mut abort).await
-        };
-        match outcome {
-            Drained::Stopped => return,
-            Drained::Written => metrics.written(points, n, now_ms()),
-            Drained::Refused(_) => {
-                // Find the refused batch(es): one request per batch.
-                for b in &rec.batches {
-                    if b.lines.is_empty() {
-                        continue;
-                    }
-                    match write_retrying(
-                        &*sink, &b.lines, &settings, &metrics, &mut stop, &mut abort,
-                    )
-                    .await
-                    {
-                        Drained::Stopped => return,
-                        Drained::Written => metrics.written(u64::from(b.points), 1, now_ms()),
-                        Drained::Refused(e) => refused(&metrics, deadletters.as_ref(), b, &e),
-                    }
-                }
-            }
-        }
-        let pos = rec.pos;
-        match spool
-            .with(move |s| {
-                s.consume(pos)?;
-                Ok(s.depth())
-            })
-            .await
-        {
-            Ok(d) => {
-                metrics.spool_drained(n);
-                metrics.set_spool_depth(d.records, d.batches, d.bytes);
-                if d.records == 0 {
-                    info!("Spool drained.");
-                }
-            }
-            Err(e) => {
-                metrics.spool_error();
-                error!(err = %e, "Cannot remove a drained record from the spool; it may be written again.");
-            }
-        }
-    }
-}
-
-/// Resolves once the watch value is true (never if the sender is gone
-/// while false).
-async fn wait_true(rx: &mut watch::Receiver<bool>) {
-    if rx.wait_for(|v| *v).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
+    use std::path::Path;
     use std::sync::Mutex;
 
     use super::*;
-
-    #[test]
-    fn classification_matches_the_retry_policy() {
-        let http = |status| WriteError::Http {
-            status,
-            body: String::new(),
-        };
-        let retry = [
-            WriteError::Connect {
-                url: "u".into(),
-                detail: "refused".into(),
-            },
-            WriteError::Timeout(Duration::from_secs(1)),
-            WriteError::Transport("reset".into()),
-            http(408),
-            http(429),
-            http(500),
-            http(503),
-            http(401),
-            http(404),
-        ];
-        for e in retry {
-            assert_eq!(classify(&e).1, Disposition::Retry, "{e:?}");
-        }
-        for status in [400, 413, 422] {
-            assert_eq!(classify(&http(status)).1, Disposition::Refused, "{status}");
-        }
-        assert_eq!(classify(&http(429)).0, "http_429");
-        assert_eq!(classify(&http(502)).0, "http_5xx");
-    }
-
-    #[test]
-    fn backoff_grows_caps_and_jitters() {
-        let b = match Backoff::try_new(Duration::from_millis(100), Duration::from_secs(2)) {
-            Ok(b) => b,
-            Err(e) => panic!("{e}"),
-        };
-        assert_eq!(b.delay(0, 1.0), Duration::from_millis(100));
-        assert_eq!(b.delay(0, 0.0), Duration::from_millis(50));
-        assert_eq!(b.delay(3, 1.0), Duration::from_millis(800));
-        assert_eq!(b.delay(10, 1.0), Duration::from_secs(2));
-        assert_eq!(b.delay(u32::MAX, 1.0), Duration::from_secs(2));
-        assert_eq!(b.delay(u32::MAX, 0.0), Duration::from_secs(1));
-        assert!(Backoff::try_new(Duration::ZERO, Duration::from_secs(1)).is_err());
-        assert!(Backoff::try_new(Duration::from_secs(2), Duration::from_secs(1)).is_err());
-    }
+    use crate::spool::Spool;
 
     /// A sink that answers from a script and records what it got.
     #[derive(Clone, Default)]
