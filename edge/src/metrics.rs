@@ -1,15 +1,37 @@
 //! Local metrics: `/metrics` in Prometheus text format on a local address.
 //!
-//! Box-wide counters live in [`EdgeMetrics`]; per-camera counters are the
-//! [`CameraStats`] the pipeline already keeps, rendered with a `camera`
-//! label. The HTTP side is a deliberately tiny responder (one GET route, no
+//! The process's one prometheus-client [`Registry`] lives in
+//! [`EdgeMetrics`]. Box-wide counters, gauges and the alarm latency
+//! histogram are registered metrics, updated through [`Counter`], [`Gauge`]
+//! and [`LatencyHistogram`]: thin handles that keep the methods the
+//! pipeline calls (`inc`, `add`, `set`, `observe`). Per-camera and
+//! per-sensor series are not copied anywhere: a collector in the same
+//! registry reads the [`CameraStats`] and [`SensorStats`] the pipeline
+//! already keeps, live at each scrape, labelled `camera`, and `sensor`,
+//! `kind` (and `rule`). The outbox gauges are set from the outbox just
+//! before each scrape ([`EdgeMetrics::observe_outbox`]).
+//!
+//! The exposition is the Prometheus text format 0.0.4 ([`CONTENT_TYPE`]).
+//! The names users scrape are listed in docs/configuration.md (a test
+//! checks each one); since the encoder appends `_total` to counters and the
+//! final `.` to HELP texts, counters are registered without `_total` and
+//! HELP texts without their `.`.
+//!
+//! The HTTP side is a deliberately tiny responder (one GET route, no
 //! framework): edge boxes are small and this is all it serves.
 
-use std::fmt::Write as _;
+use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, prometheus_text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -19,32 +41,35 @@ use crate::camera::CameraStats;
 use crate::outbox::{Outbox, OutboxStats};
 use crate::sensors::SensorStats;
 
-/// A monotonically increasing counter.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+/// The `Content-Type` of `/metrics`: Prometheus text format 0.0.4, UTF-8.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
+/// A monotonically increasing counter: a handle on a registered one.
+#[derive(Debug, Default, Clone)]
+pub struct Counter(prometheus_client::metrics::counter::Counter);
 
 impl Counter {
     pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.0.inc();
     }
     pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.0.inc_by(n);
     }
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
-/// A value that goes up and down.
-#[derive(Debug, Default)]
-pub struct Gauge(AtomicU64);
+/// A value that goes up and down: a handle on a registered gauge.
+#[derive(Debug, Default, Clone)]
+pub struct Gauge(prometheus_client::metrics::gauge::Gauge<u64, AtomicU64>);
 
 impl Gauge {
     pub fn set(&self, v: u64) {
-        self.0.store(v, Ordering::Relaxed);
+        self.0.set(v);
     }
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
@@ -52,45 +77,25 @@ impl Gauge {
 pub const LATENCY_BUCKETS_MS: [u64; 10] = [50, 100, 200, 300, 500, 750, 1000, 2000, 5000, 10000];
 
 /// A fixed-bucket histogram of milliseconds (Prometheus semantics:
-/// cumulative buckets, sum and count).
-#[derive(Debug, Default)]
-pub struct LatencyHistogram {
-    buckets: [AtomicU64; LATENCY_BUCKETS_MS.len()],
-    sum_ms: AtomicU64,
-    count: AtomicU64,
+/// cumulative buckets, sum and count): a handle on a registered one.
+#[derive(Debug, Clone)]
+pub struct LatencyHistogram(Histogram);
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self(Histogram::new(LATENCY_BUCKETS_MS.map(|ms| ms as f64)))
+    }
 }
 
 impl LatencyHistogram {
     pub fn observe(&self, ms: u64) {
-        for (i, bound) in LATENCY_BUCKETS_MS.iter().enumerate() {
-            if ms <= *bound {
-                self.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.sum_ms.fetch_add(ms, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP parkwatch_edge_{name} {help}");
-        let _ = writeln!(out, "# TYPE parkwatch_edge_{name} histogram");
-        for (i, bound) in LATENCY_BUCKETS_MS.iter().enumerate() {
-            let v = self.buckets[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "parkwatch_edge_{name}_bucket{{le=\"{bound}\"}} {v}");
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "parkwatch_edge_{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "parkwatch_edge_{name}_sum {}",
-            self.sum_ms.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(out, "parkwatch_edge_{name}_count {count}");
+        self.0.observe(ms as f64);
     }
 }
 
-/// Box-wide counters.
-#[derive(Debug, Default)]
+/// Box-wide metrics, and the registry that renders them with the
+/// per-camera and per-sensor series.
+#[derive(Debug)]
 pub struct EdgeMetrics {
     pub alarms_raised: Counter,
     pub alarm_events: Counter,
@@ -107,9 +112,120 @@ pub struct EdgeMetrics {
     /// From the frame that confirmed an alarm's condition (its capture
     /// time) to the `new` event being in the outbox.
     pub alarm_latency_ms: LatencyHistogram,
+    registry: Registry,
+    /// What the collector reads: the stats handed to the current render.
+    live: Arc<LiveStats>,
+    /// One render at a time, so each encodes the stats it was given.
+    rendering: Mutex<()>,
+}
+
+impl Default for EdgeMetrics {
+    fn default() -> Self {
+        let mut m = EdgeMetrics {
+            alarms_raised: Counter::default(),
+            alarm_events: Counter::default(),
+            records_sent: Counter::default(),
+            records_acked: Counter::default(),
+            mqtt_connects: Counter::default(),
+            mqtt_disconnects: Counter::default(),
+            telemetry_batches: Counter::default(),
+            outbox_pending_records: Gauge::default(),
+            outbox_pending_bytes: Gauge::default(),
+            outbox_dropped_records: Gauge::default(),
+            outbox_full_events: Counter::default(),
+            snapshots_dropped: Counter::default(),
+            alarm_latency_ms: LatencyHistogram::default(),
+            registry: Registry::default(),
+            live: Arc::default(),
+            rendering: Mutex::new(()),
+        };
+        m.register();
+        m
+    }
 }
 
 impl EdgeMetrics {
+    /// Puts every metric in the registry, in the order `/metrics` lists
+    /// them. Counters without `_total`, HELP without its final `.`: the
+    /// encoder adds both.
+    fn register(&mut self) {
+        let r = &mut self.registry;
+        for (name, help, counter) in [
+            (
+                "parkwatch_edge_alarms_raised",
+                "Alarms opened (new events)",
+                &self.alarms_raised,
+            ),
+            (
+                "parkwatch_edge_alarm_events",
+                "Alarm events (new, update, end) queued",
+                &self.alarm_events,
+            ),
+            (
+                "parkwatch_edge_records_sent",
+                "Outbox records published (including re-sends)",
+                &self.records_sent,
+            ),
+            (
+                "parkwatch_edge_records_acked",
+                "Outbox records acknowledged by ingest",
+                &self.records_acked,
+            ),
+            (
+                "parkwatch_edge_mqtt_connects",
+                "MQTT connections established",
+                &self.mqtt_connects,
+            ),
+            (
+                "parkwatch_edge_mqtt_disconnects",
+                "MQTT connections lost",
+                &self.mqtt_disconnects,
+            ),
+            (
+                "parkwatch_edge_telemetry_batches",
+                "Telemetry batches queued",
+                &self.telemetry_batches,
+            ),
+            (
+                "parkwatch_edge_outbox_full",
+                "Appends refused because the outbox hit its hard limit",
+                &self.outbox_full_events,
+            ),
+            (
+                "parkwatch_edge_snapshots_dropped",
+                "Snapshots not queued (outbox full or encode failure)",
+                &self.snapshots_dropped,
+            ),
+        ] {
+            r.register(name, help, counter.0.clone());
+        }
+        for (name, help, gauge) in [
+            (
+                "parkwatch_edge_outbox_pending_records",
+                "Records waiting for ingest's acknowledgement",
+                &self.outbox_pending_records,
+            ),
+            (
+                "parkwatch_edge_outbox_pending_bytes",
+                "Bytes waiting for ingest's acknowledgement",
+                &self.outbox_pending_bytes,
+            ),
+            (
+                "parkwatch_edge_outbox_dropped_records",
+                "Telemetry records dropped because the outbox was full",
+                &self.outbox_dropped_records,
+            ),
+        ] {
+            r.register(name, help, gauge.0.clone());
+        }
+        r.register(
+            "parkwatch_edge_alarm_latency_ms",
+            "Milliseconds from the frame confirming an alarm to its new event in the outbox",
+            self.alarm_latency_ms.0.clone(),
+        );
+        r.register_collector(Box::new(Arc::clone(&self.live)));
+    }
+
     /// Sets the outbox gauges from `stats`.
     pub fn observe_outbox(&self, stats: &OutboxStats) {
         self.outbox_pending_records.set(stats.pending_records);
@@ -118,145 +234,129 @@ impl EdgeMetrics {
             .set(stats.dropped_telemetry_records);
     }
 
-    /// Renders every metric in Prometheus text exposition format.
+    /// Renders every metric in Prometheus text exposition format 0.0.4
+    /// ([`CONTENT_TYPE`]), the per-camera and per-sensor series read from
+    /// `cameras` and `sensors` now.
     pub fn render(&self, cameras: &[Arc<CameraStats>], sensors: &[Arc<SensorStats>]) -> String {
-        let mut out = String::with_capacity(4096);
-        let mut counter = |name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP parkwatch_edge_{name} {help}");
-            let _ = writeln!(out, "# TYPE parkwatch_edge_{name} counter");
-            let _ = writeln!(out, "parkwatch_edge_{name} {v}");
+        let _one_at_a_time = self
+            .rendering
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *self
+            .live
+            .sources
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Sources {
+            cameras: cameras.to_vec(),
+            sensors: sensors.to_vec(),
         };
-        counter(
-            "alarms_raised_total",
-            "Alarms opened (new events).",
-            self.alarms_raised.get(),
-        );
-        counter(
-            "alarm_events_total",
-            "Alarm events (new, update, end) queued.",
-            self.alarm_events.get(),
-        );
-        counter(
-            "records_sent_total",
-            "Outbox records published (including re-sends).",
-            self.records_sent.get(),
-        );
-        counter(
-            "records_acked_total",
-            "Outbox records acknowledged by ingest.",
-            self.records_acked.get(),
-        );
-        counter(
-            "mqtt_connects_total",
-            "MQTT connections established.",
-            self.mqtt_connects.get(),
-        );
-        counter(
-            "mqtt_disconnects_total",
-            "MQTT connections lost.",
-            self.mqtt_disconnects.get(),
-        );
-        counter(
-            "telemetry_batches_total",
-            "Telemetry batches queued.",
-            self.telemetry_batches.get(),
-        );
-        counter(
-            "outbox_full_total",
-            "Appends refused because the outbox hit its hard limit.",
-            self.outbox_full_events.get(),
-        );
-        counter(
-            "snapshots_dropped_total",
-            "Snapshots not queued (outbox full or encode failure).",
-            self.snapshots_dropped.get(),
-        );
-        let mut gauge = |name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP parkwatch_edge_{name} {help}");
-            let _ = writeln!(out, "# TYPE parkwatch_edge_{name} gauge");
-            let _ = writeln!(out, "parkwatch_edge_{name} {v}");
-        };
-        gauge(
-            "outbox_pending_records",
-            "Records waiting for ingest's acknowledgement.",
-            self.outbox_pending_records.get(),
-        );
-        gauge(
-            "outbox_pending_bytes",
-            "Bytes waiting for ingest's acknowledgement.",
-            self.outbox_pending_bytes.get(),
-        );
-        gauge(
-            "outbox_dropped_records",
-            "Telemetry records dropped because the outbox was full.",
-            self.outbox_dropped_records.get(),
-        );
-
-        self.alarm_latency_ms.render(
-            &mut out,
-            "alarm_latency_ms",
-            "Milliseconds from the frame confirming an alarm to its new event in the outbox.",
-        );
-        type Pick = fn(&CameraStats) -> u64;
-        let per_camera: [(&str, &str, Pick); 9] = [
-            (
-                "camera_frames_received_total",
-                "Compressed frames received.",
-                |c| CameraStats::get(&c.frames_received),
-            ),
-            ("camera_frames_decoded_total", "Frames decoded.", |c| {
-                CameraStats::get(&c.frames_decoded)
-            }),
-            (
-                "camera_frames_dropped_total",
-                "Frames dropped before decode (decoder lagging).",
-                |c| CameraStats::get(&c.frames_dropped),
-            ),
-            (
-                "camera_frames_detected_total",
-                "Frames the detector ran on.",
-                |c| CameraStats::get(&c.frames_detected),
-            ),
-            (
-                "camera_detect_skipped_total",
-                "Frames replaced by a newer one before detection.",
-                |c| CameraStats::get(&c.detect_skipped),
-            ),
-            ("camera_reconnects_total", "RTSP reconnects.", |c| {
-                CameraStats::get(&c.reconnects)
-            }),
-            ("camera_stale_total", "Frame watchdog firings.", |c| {
-                CameraStats::get(&c.stale_events)
-            }),
-            (
-                "camera_alarms_total",
-                "Alarms opened for this camera.",
-                |c| CameraStats::get(&c.alarms_raised),
-            ),
-            ("camera_online", "1 while frames flow, else 0.", |c| {
-                u64::from(c.state() == parkwatch_protocol::CameraState::Streaming)
-            }),
-        ];
-        for (name, help, pick) in per_camera {
-            let kind = if name.ends_with("_total") {
-                "counter"
-            } else {
-                "gauge"
-            };
-            let _ = writeln!(out, "# HELP parkwatch_edge_{name} {help}");
-            let _ = writeln!(out, "# TYPE parkwatch_edge_{name} {kind}");
-            for c in cameras {
-                let _ = writeln!(
-                    out,
-                    "parkwatch_edge_{name}{{camera=\"{}\"}} {}",
-                    c.id,
-                    pick(c)
-                );
-            }
-        }
-        crate::sensors::render_metrics(sensors, &mut out);
+        let mut out = String::with_capacity(8192);
+        // Writing into a String cannot fail, and the encoder has no error
+        // of its own.
+        let _ = prometheus_text::encode(&mut out, &self.registry);
         out
     }
+}
+
+/// The collector of the per-camera and per-sensor series.
+#[derive(Debug, Default)]
+struct LiveStats {
+    sources: RwLock<Sources>,
+}
+
+/// The stats a render reads.
+#[derive(Debug, Default)]
+struct Sources {
+    cameras: Vec<Arc<CameraStats>>,
+    sensors: Vec<Arc<SensorStats>>,
+}
+
+impl Collector for LiveStats {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        let sources = self.sources.read().unwrap_or_else(PoisonError::into_inner);
+        encode_cameras(&sources.cameras, &mut encoder)?;
+        crate::sensors::render_metrics(&sources.sensors, &mut encoder)
+    }
+}
+
+/// The per-camera families, one series per camera (none without cameras).
+fn encode_cameras(
+    cameras: &[Arc<CameraStats>],
+    encoder: &mut DescriptorEncoder<'_>,
+) -> fmt::Result {
+    if cameras.is_empty() {
+        return Ok(());
+    }
+    type Pick = fn(&CameraStats) -> u64;
+    let per_camera: [(&str, &str, MetricType, Pick); 9] = [
+        (
+            "parkwatch_edge_camera_frames_received",
+            "Compressed frames received.",
+            MetricType::Counter,
+            |c| CameraStats::get(&c.frames_received),
+        ),
+        (
+            "parkwatch_edge_camera_frames_decoded",
+            "Frames decoded.",
+            MetricType::Counter,
+            |c| CameraStats::get(&c.frames_decoded),
+        ),
+        (
+            "parkwatch_edge_camera_frames_dropped",
+            "Frames dropped before decode (decoder lagging).",
+            MetricType::Counter,
+            |c| CameraStats::get(&c.frames_dropped),
+        ),
+        (
+            "parkwatch_edge_camera_frames_detected",
+            "Frames the detector ran on.",
+            MetricType::Counter,
+            |c| CameraStats::get(&c.frames_detected),
+        ),
+        (
+            "parkwatch_edge_camera_detect_skipped",
+            "Frames replaced by a newer one before detection.",
+            MetricType::Counter,
+            |c| CameraStats::get(&c.detect_skipped),
+        ),
+        (
+            "parkwatch_edge_camera_reconnects",
+            "RTSP reconnects.",
+            MetricType::Counter,
+            |c| CameraStats::get(&c.reconnects),
+        ),
+        (
+            "parkwatch_edge_camera_stale",
+            "Frame watchdog firings.",
+            MetricType::Counter,
+            |c| CameraStats::get(&c.stale_events),
+        ),
+        (
+            "parkwatch_edge_camera_alarms",
+            "Alarms opened for this camera.",
+            MetricType::Counter,
+            |c| CameraStats::get(&c.alarms_raised),
+        ),
+        (
+            "parkwatch_edge_camera_online",
+            "1 while frames flow, else 0.",
+            MetricType::Gauge,
+            |c| u64::from(c.state() == parkwatch_protocol::CameraState::Streaming),
+        ),
+    ];
+    for (name, help, kind, pick) in per_camera {
+        let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+        for c in cameras {
+            let labels = [("camera", c.id.as_str())];
+            let series = family.encode_family(&labels)?;
+            if kind == MetricType::Counter {
+                ConstCounter::new(pick(c)).encode(series)?;
+            } else {
+                ConstGauge::new(pick(c)).encode(series)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Serves `GET /metrics` (and `GET /healthz`) until shutdown.
@@ -299,11 +399,7 @@ pub async fn serve(
                     // The outbox gauges as of now, not of the last telemetry tick.
                     let stats = outbox.lock().unwrap_or_else(|e| e.into_inner()).stats();
                     metrics.observe_outbox(&stats);
-                    (
-                        "200 OK",
-                        "text/plain; version=0.0.4",
-                        metrics.render(&cameras, &sensors),
-                    )
+                    ("200 OK", CONTENT_TYPE, metrics.render(&cameras, &sensors))
                 }
                 "/healthz" => ("200 OK", "text/plain", "ok\n".to_owned()),
                 _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
@@ -354,5 +450,118 @@ mod tests {
             text.contains("# TYPE parkwatch_edge_camera_online gauge"),
             "{text}"
         );
+    }
+
+    /// The `/metrics` table of docs/configuration.md: (family, type) per
+    /// name, `_x` standing for `parkwatch_edge_x`.
+    fn documented_families() -> Vec<(String, String)> {
+        let doc = include_str!("../../docs/configuration.md");
+        let (_, section) = doc
+            .split_once("`GET /metrics`")
+            .unwrap_or_else(|| panic!("no /metrics section in docs/configuration.md"));
+        let rows = section
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .filter(|l| l.starts_with("| `"));
+        let mut out = Vec::new();
+        for row in rows {
+            let cols: Vec<&str> = row.split('|').map(str::trim).collect();
+            let ty = cols[2].split_whitespace().next().unwrap_or("");
+            for name in cols[1].split('`').skip(1).step_by(2) {
+                let full = match name.strip_prefix('_') {
+                    Some(short) => format!("parkwatch_edge_{short}"),
+                    None => name.to_owned(),
+                };
+                out.push((full, ty.to_owned()));
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn every_documented_metric_is_served_with_its_type() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (outbox, _) = Outbox::open(dir.path(), crate::outbox::OutboxOptions::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let m = Arc::new(EdgeMetrics::default());
+        m.alarm_latency_ms.observe(120);
+        let cfg: parkwatch_config::SensorConfig = toml::from_str(
+            "id = \"pm25-gate\"\nkind = \"pm25\"\naddress = \"127.0.0.1:502\"\nregister = 0\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let sensor = SensorStats::new(&cfg);
+        sensor.note_reading(52.5, 1);
+        let listener = bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("not bound"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(serve(
+            listener,
+            m,
+            Arc::new(vec![CameraStats::new("cam-1", 0)]),
+            Arc::new(vec![sensor]),
+            Arc::new(Mutex::new(outbox)),
+            stopped,
+        ));
+        let mut sock = tokio::net::TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        sock.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut raw = String::new();
+        sock.read_to_string(&mut raw)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _ = stop.send(true);
+        let _ = server.await;
+
+        let (head, body) = raw
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("{raw}"));
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+        assert!(
+            head.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"),
+            "{head}"
+        );
+        let mut types = std::collections::BTreeMap::new();
+        let mut samples = std::collections::BTreeSet::new();
+        for line in body.lines().filter(|l| !l.is_empty()) {
+            if let Some(decl) = line.strip_prefix("# TYPE ") {
+                let (name, ty) = decl.split_once(' ').unwrap_or_else(|| panic!("{line}"));
+                assert!(types.insert(name, ty).is_none(), "{name} declared twice");
+            } else if !line.starts_with('#') {
+                let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+                assert!(value.parse::<f64>().is_ok(), "bad value in {line:?}");
+                samples.insert(series.split('{').next().unwrap_or(series));
+            }
+        }
+        let documented = documented_families();
+        assert_eq!(documented.len(), 29, "{documented:?}");
+        for (name, ty) in &documented {
+            assert_eq!(
+                types.get(name.as_str()),
+                Some(&ty.as_str()),
+                "# TYPE of {name} in\n{body}"
+            );
+            let suffixes: &[&str] = if ty == "histogram" {
+                &["_bucket", "_sum", "_count"]
+            } else {
+                &[""]
+            };
+            for suffix in suffixes {
+                let sample = format!("{name}{suffix}");
+                assert!(samples.contains(sample.as_str()), "no {sample} in\n{body}");
+            }
+        }
+        for name in types.keys() {
+            assert!(
+                documented.iter().any(|(d, _)| d == name),
+                "{name} is not in docs/configuration.md"
+            );
+        }
     }
 }

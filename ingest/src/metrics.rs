@@ -1,20 +1,46 @@
 //! Counters and gauges of ingest, and their Prometheus text rendering.
 //!
-//! Hand-written rather than a metrics library: the set is small and fixed.
+//! Every metric lives in ONE `prometheus-client` [`Registry`] owned by
+//! [`Metrics`] (shared as `Arc<Metrics>`); the methods below are the only
+//! way the rest of ingest touches them, so call sites never see the crate.
+//! [`Metrics::render`] encodes the registry in the Prometheus text
+//! exposition format 0.0.4 ([`CONTENT_TYPE`]), the format `/metrics` has
+//! always served.
+//!
+//! Names users scrape are fixed by docs/ingest.md (a test checks each one).
+//! prometheus-client appends `_total` to a counter's name itself, so
+//! counters are registered without it (`parkwatch_ingest_messages` is served
+//! as `parkwatch_ingest_messages_total`), and it appends the final `.` of a
+//! HELP text, so HELP texts are registered without it.
+//!
+//! The one family the registry cannot express is the ack-lag summary
+//! (`parkwatch_ingest_ack_lag_seconds`, `_sum` and `_count` per edge, no
+//! quantiles): prometheus-client 0.26 has no summary type. It is appended
+//! after the registry's text by [`Metrics::render`], a dozen lines.
+//!
 //! Label values are `&'static str` chosen by the code (message kind, reject
 //! reason, error class), never text from the network, so the number of
 //! series is bounded by construction. The one exception is the `edge`
-//! label of the ack-lag summary: edge ids come from topics, but only from
+//! label of the ack-lag metrics: edge ids come from topics, but only from
 //! messages that passed every check (and, with authentication on, only
 //! configured edges); it is capped at [`MAX_EDGE_LABELS`] edges, past which
-//! edges share the label `_other`. Every method is cheap and lock-free
-//! except the labelled ones, which take a short mutex.
+//! edges share the label `_other`. Unlabelled metrics are lock-free atomics;
+//! labelled ones take prometheus-client's short read (or, for a new label
+//! value, write) lock.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Most distinct `edge` label values of the ack-lag metrics.
 pub const MAX_EDGE_LABELS: usize = 10_000;
@@ -24,23 +50,36 @@ pub const ALARM_BUCKETS: [f64; 14] = [
     0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
 ];
 
-/// All of ingest's metrics. Shared as `Arc<Metrics>`.
-#[derive(Debug, Default)]
+/// The `Content-Type` of [`Metrics::render`]'s text: Prometheus text
+/// format 0.0.4, UTF-8.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
+/// A gauge of unsigned values (sizes, counts of things held).
+type GaugeU64 = Gauge<u64, AtomicU64>;
+/// A gauge of seconds.
+type GaugeF64 = Gauge<f64, AtomicU64>;
+
+/// All of ingest's metrics and the registry that renders them. Shared as
+/// `Arc<Metrics>`.
+#[derive(Debug)]
 pub struct Metrics {
+    registry: Registry,
     messages: Labelled,
     rejected: Labelled,
     write_errors: Labelled,
     points_skipped: Labelled,
-    points_written: AtomicU64,
-    batches_written: AtomicU64,
-    batches_dropped: AtomicU64,
-    acks_published: AtomicU64,
-    queue_depth: AtomicI64,
-    queue_capacity: AtomicU64,
-    buffered_points: AtomicI64,
-    broker_up: AtomicBool,
-    embedded_broker: AtomicBool,
-    consumer_connected: AtomicBool,
+    points_written: Counter,
+    batches_written: Counter,
+    batches_dropped: Counter,
+    acks_published: Counter,
+    queue_depth: Gauge,
+    queue_capacity: GaugeU64,
+    buffered_points: Gauge,
+    /// 0 or 1; registered only with an embedded broker.
+    broker_up: Gauge,
+    embedded_broker: bool,
+    /// 0 or 1: every MQTT link is connected.
+    consumer_connected: Gauge,
     /// Bit per MQTT link that is connected, and how many links there are.
     links_up: AtomicU64,
     links: AtomicU64,
@@ -50,26 +89,30 @@ pub struct Metrics {
     duplicates: Labelled,
     logins_refused: Labelled,
     spool: SpoolGauges,
-    deadletters_written: AtomicU64,
-    deadletters_dropped: AtomicU64,
-    deadletter_bytes: AtomicU64,
-    dedup_ranges: AtomicU64,
+    deadletters_written: Counter,
+    deadletters_dropped: Counter,
+    deadletter_bytes: GaugeU64,
+    dedup_ranges: GaugeU64,
+    /// Source of the ack-lag summary (not in the registry, see the module
+    /// doc) and of the label cap.
     ack_lag: Mutex<BTreeMap<String, Lag>>,
-    alarm_store: Mutex<Histogram>,
+    ack_lag_last_max: Family<[(&'static str, String); 1], GaugeF64>,
+    alarm_store: Histogram,
 }
 
 #[derive(Debug, Default)]
 struct SpoolGauges {
     enabled: AtomicBool,
-    full: AtomicBool,
-    records: AtomicU64,
-    batches: AtomicU64,
-    bytes: AtomicU64,
-    max_bytes: AtomicU64,
-    spooled: AtomicU64,
-    drained: AtomicU64,
-    full_events: AtomicU64,
-    errors: AtomicU64,
+    /// 0 or 1.
+    full: Gauge,
+    records: GaugeU64,
+    batches: GaugeU64,
+    bytes: GaugeU64,
+    max_bytes: GaugeU64,
+    spooled: Counter,
+    drained: Counter,
+    full_events: Counter,
+    errors: Counter,
 }
 
 /// Ack lag of one edge: a summary without quantiles, and the latest ack's
@@ -81,13 +124,30 @@ struct Lag {
     last_max: f64,
 }
 
-#[derive(Debug, Default)]
-struct Histogram {
-    /// Counts per bucket of [`ALARM_BUCKETS`], not cumulative; the last
-    /// slot is `+Inf`.
-    counts: [u64; ALARM_BUCKETS.len() + 1],
-    sum: f64,
-    count: u64,
+/// A counter family with one label whose values the code chooses.
+#[derive(Debug, Clone)]
+struct Labelled {
+    key: &'static str,
+    family: Family<[(&'static str, Cow<'static, str>); 1], Counter>,
+}
+
+impl Labelled {
+    fn new(key: &'static str) -> Self {
+        Self {
+            key,
+            family: Family::default(),
+        }
+    }
+    fn inc(&self, label: &'static str, by: u64) {
+        self.family
+            .get_or_create(&[(self.key, Cow::Borrowed(label))])
+            .inc_by(by);
+    }
+    fn get(&self, label: &str) -> u64 {
+        self.family
+            .get(&[(self.key, Cow::Owned(label.to_owned()))])
+            .map_or(0, |c| c.get())
+    }
 }
 
 /// Spool depth and state, as `/healthz` reports it.
@@ -106,30 +166,6 @@ pub struct SpoolHealth {
     /// The last append did not fit: the writer holds batches in memory and
     /// acks nothing until the spool drains.
     pub full: bool,
-}
-
-#[derive(Debug, Default)]
-struct Labelled(Mutex<BTreeMap<&'static str, u64>>);
-
-impl Labelled {
-    fn inc(&self, label: &'static str, by: u64) {
-        if let Ok(mut m) = self.0.lock() {
-            *m.entry(label).or_insert(0) += by;
-        }
-    }
-    fn get(&self, label: &str) -> u64 {
-        self.0
-            .lock()
-            .ok()
-            .and_then(|m| m.get(label).copied())
-            .unwrap_or(0)
-    }
-    fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        self.0
-            .lock()
-            .map(|m| m.iter().map(|(k, v)| (*k, *v)).collect())
-            .unwrap_or_default()
-    }
 }
 
 /// What `/healthz` reports.
@@ -164,15 +200,215 @@ pub struct TimeseriesHealth {
     pub last_error: Option<String>,
 }
 
+impl Default for Metrics {
+    /// No writer queue, external broker.
+    fn default() -> Self {
+        Self::new(0, false)
+    }
+}
+
 impl Metrics {
     /// Creates the metrics with the writer queue's capacity and whether
-    /// the broker is embedded (then `broker_up` is part of health).
+    /// the broker is embedded (then `broker_up` is part of health and of
+    /// `/metrics`), and registers them.
     pub fn new(queue_capacity: usize, embedded_broker: bool) -> Self {
-        let m = Metrics::default();
-        m.queue_capacity
-            .store(queue_capacity as u64, Ordering::Relaxed);
-        m.embedded_broker.store(embedded_broker, Ordering::Relaxed);
+        let mut m = Metrics {
+            registry: Registry::default(),
+            messages: Labelled::new("kind"),
+            rejected: Labelled::new("reason"),
+            write_errors: Labelled::new("class"),
+            points_skipped: Labelled::new("reason"),
+            points_written: Counter::default(),
+            batches_written: Counter::default(),
+            batches_dropped: Counter::default(),
+            acks_published: Counter::default(),
+            queue_depth: Gauge::default(),
+            queue_capacity: GaugeU64::default(),
+            buffered_points: Gauge::default(),
+            broker_up: Gauge::default(),
+            embedded_broker,
+            consumer_connected: Gauge::default(),
+            links_up: AtomicU64::new(0),
+            links: AtomicU64::new(0),
+            last_write_ok_ms: AtomicI64::new(0),
+            last_write_err_ms: AtomicI64::new(0),
+            last_write_error: Mutex::new(None),
+            duplicates: Labelled::new("kind"),
+            logins_refused: Labelled::new("reason"),
+            spool: SpoolGauges::default(),
+            deadletters_written: Counter::default(),
+            deadletters_dropped: Counter::default(),
+            deadletter_bytes: GaugeU64::default(),
+            dedup_ranges: GaugeU64::default(),
+            ack_lag: Mutex::new(BTreeMap::new()),
+            ack_lag_last_max: Family::default(),
+            alarm_store: Histogram::new(ALARM_BUCKETS),
+        };
+        m.queue_capacity.set(queue_capacity as u64);
+        m.register();
         m
+    }
+
+    /// Puts every metric in the registry, in the order `/metrics` lists
+    /// them. Counters without `_total`, HELP without its final `.`: the
+    /// encoder adds both.
+    fn register(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "parkwatch_ingest_messages",
+            "Messages accepted, by kind",
+            self.messages.family.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_rejected",
+            "Messages rejected, by reason",
+            self.rejected.family.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_points_skipped",
+            "Points of accepted batches that could not be written, by reason",
+            self.points_skipped.family.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_write_errors",
+            "Failed time-series write attempts, by error class",
+            self.write_errors.family.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_points_written",
+            "Points written to the time-series database",
+            self.points_written.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_batches_written",
+            "Telemetry batches written to the time-series database",
+            self.batches_written.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_batches_dropped",
+            "Telemetry batches refused by the database (non-retryable) and dropped",
+            self.batches_dropped.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_acks_published",
+            "Delivery acks published to edges",
+            self.acks_published.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_queue_depth",
+            "Telemetry batches waiting for the time-series writer",
+            self.queue_depth.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_queue_capacity",
+            "Capacity of the time-series writer queue, in batches",
+            self.queue_capacity.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_buffered_points",
+            "Points buffered in the writer, waiting for the next flush",
+            self.buffered_points.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_consumer_connected",
+            "1 when ingest's MQTT client is connected to the broker",
+            self.consumer_connected.clone(),
+        );
+        if self.embedded_broker {
+            r.register(
+                "parkwatch_ingest_broker_up",
+                "1 while the embedded MQTT broker runs",
+                self.broker_up.clone(),
+            );
+        }
+        r.register(
+            "parkwatch_ingest_duplicates",
+            "Telemetry batches received again, by kind (stored: acked again without writing; pending: first copy still in flight)",
+            self.duplicates.family.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_logins_refused",
+            "MQTT logins the embedded broker refused, by reason",
+            self.logins_refused.family.clone(),
+        );
+        let g = &self.spool;
+        r.register(
+            "parkwatch_ingest_spool_records",
+            "Records (groups of telemetry batches) in the disk spool",
+            g.records.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_spool_batches",
+            "Telemetry batches in the disk spool",
+            g.batches.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_spool_bytes",
+            "Bytes of undrained records in the disk spool",
+            g.bytes.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_spool_max_bytes",
+            "Size limit of the disk spool (0: spool off)",
+            g.max_bytes.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_spool_full",
+            "1 while the spool is full and telemetry waits in memory unacknowledged",
+            g.full.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_spooled_batches",
+            "Telemetry batches appended to the disk spool (and acknowledged)",
+            g.spooled.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_spool_drained_batches",
+            "Telemetry batches drained from the spool into the database",
+            g.drained.clone(),
+        );
+        // Served as `parkwatch_ingest_spool_full_total`, beside the gauge
+        // `parkwatch_ingest_spool_full` (fine in the 0.0.4 text format).
+        r.register(
+            "parkwatch_ingest_spool_full",
+            "Appends refused because the spool was full",
+            g.full_events.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_spool_errors",
+            "Failed spool file operations",
+            g.errors.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_deadletters_written",
+            "Rejected messages written to the dead-letter store",
+            self.deadletters_written.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_deadletters_dropped",
+            "Dead letters not written (queue full or write error); the rejection is still counted",
+            self.deadletters_dropped.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_deadletter_bytes",
+            "Size of the dead-letter files",
+            self.deadletter_bytes.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_dedup_ranges",
+            "Sequence-number ranges held by the telemetry dedup record",
+            self.dedup_ranges.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_ack_lag_last_max_seconds",
+            "Largest ack lag among the records of the latest ack, per edge",
+            self.ack_lag_last_max.clone(),
+        );
+        r.register(
+            "parkwatch_ingest_alarm_store_seconds",
+            "Time from an alarm event's arrival from the broker to its commit in the incident store",
+            self.alarm_store.clone(),
+        );
     }
 
     /// A message of `kind` (status, alarm, telemetry, ...) was accepted.
@@ -216,50 +452,50 @@ impl Metrics {
 
     /// `points` points in `batches` telemetry batches were written.
     pub fn written(&self, points: u64, batches: u64, now_ms: i64) {
-        self.points_written.fetch_add(points, Ordering::Relaxed);
-        self.batches_written.fetch_add(batches, Ordering::Relaxed);
+        self.points_written.inc_by(points);
+        self.batches_written.inc_by(batches);
         self.last_write_ok_ms.store(now_ms, Ordering::Relaxed);
     }
 
     /// Points written so far.
     pub fn points_written(&self) -> u64 {
-        self.points_written.load(Ordering::Relaxed)
+        self.points_written.get()
     }
 
     /// `n` telemetry batches were refused by the database and dropped.
     pub fn batches_dropped(&self, n: u64) {
-        self.batches_dropped.fetch_add(n, Ordering::Relaxed);
+        self.batches_dropped.inc_by(n);
     }
 
     /// Batches dropped so far.
     pub fn batches_dropped_count(&self) -> u64 {
-        self.batches_dropped.load(Ordering::Relaxed)
+        self.batches_dropped.get()
     }
 
     /// A delivery ack was published.
     pub fn ack_published(&self) {
-        self.acks_published.fetch_add(1, Ordering::Relaxed);
+        self.acks_published.inc();
     }
 
     /// Delivery acks published so far.
     pub fn acks_published(&self) -> u64 {
-        self.acks_published.load(Ordering::Relaxed)
+        self.acks_published.get()
     }
 
     /// Adds `delta` to the writer queue depth gauge.
     pub fn queue_add(&self, delta: i64) {
-        self.queue_depth.fetch_add(delta, Ordering::Relaxed);
+        self.queue_depth.inc_by(delta);
     }
 
     /// Sets the points-buffered-in-writer gauge.
     pub fn set_buffered_points(&self, n: usize) {
         self.buffered_points
-            .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Sets whether the embedded broker runs.
     pub fn set_broker_up(&self, up: bool) {
-        self.broker_up.store(up, Ordering::Relaxed);
+        self.broker_up.set(i64::from(up));
     }
 
     /// Sets whether ingest's MQTT client is connected (link 0).
@@ -289,7 +525,7 @@ impl Metrics {
         let n = self.links.load(Ordering::Relaxed) + 1;
         let all = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
         let up = self.links_up.load(Ordering::Relaxed) & all == all;
-        self.consumer_connected.store(up, Ordering::Relaxed);
+        self.consumer_connected.set(i64::from(up));
     }
 
     /// The health verdict right now.
@@ -297,13 +533,10 @@ impl Metrics {
         let ok_ms = self.last_write_ok_ms.load(Ordering::Relaxed);
         let err_ms = self.last_write_err_ms.load(Ordering::Relaxed);
         let ts_ok = err_ms == 0 || ok_ms >= err_ms;
-        let broker_up = self
-            .embedded_broker
-            .load(Ordering::Relaxed)
-            .then(|| self.broker_up.load(Ordering::Relaxed));
-        let consumer_connected = self.consumer_connected.load(Ordering::Relaxed);
-        let queue_depth = self.queue_depth.load(Ordering::Relaxed);
-        let queue_capacity = self.queue_capacity.load(Ordering::Relaxed);
+        let broker_up = self.embedded_broker.then(|| self.broker_up.get() == 1);
+        let consumer_connected = self.consumer_connected.get() == 1;
+        let queue_depth = self.queue_depth.get();
+        let queue_capacity = self.queue_capacity.get();
         let queue_full = queue_capacity > 0 && queue_depth >= queue_capacity as i64;
         let spool = self.spool_health();
         Health {
@@ -333,14 +566,13 @@ impl Metrics {
     /// The spool's part of [`Health`].
     pub fn spool_health(&self) -> SpoolHealth {
         let g = &self.spool;
-        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         SpoolHealth {
             enabled: g.enabled.load(Ordering::Relaxed),
-            records: l(&g.records),
-            batches: l(&g.batches),
-            bytes: l(&g.bytes),
-            max_bytes: l(&g.max_bytes),
-            full: g.full.load(Ordering::Relaxed),
+            records: g.records.get(),
+            batches: g.batches.get(),
+            bytes: g.bytes.get(),
+            max_bytes: g.max_bytes.get(),
+            full: g.full.get() == 1,
         }
     }
 
@@ -371,84 +603,84 @@ impl Metrics {
     /// The spool is on, with this limit.
     pub fn set_spool_enabled(&self, max_bytes: u64) {
         self.spool.enabled.store(true, Ordering::Relaxed);
-        self.spool.max_bytes.store(max_bytes, Ordering::Relaxed);
+        self.spool.max_bytes.set(max_bytes);
     }
 
     /// Sets the spool depth gauges.
     pub fn set_spool_depth(&self, records: u64, batches: u64, bytes: u64) {
-        self.spool.records.store(records, Ordering::Relaxed);
-        self.spool.batches.store(batches, Ordering::Relaxed);
-        self.spool.bytes.store(bytes, Ordering::Relaxed);
+        self.spool.records.set(records);
+        self.spool.batches.set(batches);
+        self.spool.bytes.set(bytes);
     }
 
     /// Sets whether the spool is refusing appends for lack of room.
     pub fn set_spool_full(&self, full: bool) {
-        self.spool.full.store(full, Ordering::Relaxed);
+        self.spool.full.set(i64::from(full));
     }
 
     /// `n` batches were appended to the spool (and acked).
     pub fn spooled(&self, n: u64) {
-        self.spool.spooled.fetch_add(n, Ordering::Relaxed);
+        self.spool.spooled.inc_by(n);
     }
 
     /// Batches appended to the spool so far.
     pub fn spooled_count(&self) -> u64 {
-        self.spool.spooled.load(Ordering::Relaxed)
+        self.spool.spooled.get()
     }
 
     /// `n` batches left the spool (written, or refused and dead-lettered).
     pub fn spool_drained(&self, n: u64) {
-        self.spool.drained.fetch_add(n, Ordering::Relaxed);
+        self.spool.drained.inc_by(n);
     }
 
     /// Batches drained from the spool so far.
     pub fn spool_drained_count(&self) -> u64 {
-        self.spool.drained.load(Ordering::Relaxed)
+        self.spool.drained.get()
     }
 
     /// An append found the spool full.
     pub fn spool_full_event(&self) {
-        self.spool.full_events.fetch_add(1, Ordering::Relaxed);
+        self.spool.full_events.inc();
     }
 
     /// Times an append found the spool full.
     pub fn spool_full_count(&self) -> u64 {
-        self.spool.full_events.load(Ordering::Relaxed)
+        self.spool.full_events.get()
     }
 
     /// A spool file operation failed.
     pub fn spool_error(&self) {
-        self.spool.errors.fetch_add(1, Ordering::Relaxed);
+        self.spool.errors.inc();
     }
 
     /// A dead letter was written.
     pub fn deadletter_written(&self) {
-        self.deadletters_written.fetch_add(1, Ordering::Relaxed);
+        self.deadletters_written.inc();
     }
 
     /// Dead letters written so far.
     pub fn deadletters_written(&self) -> u64 {
-        self.deadletters_written.load(Ordering::Relaxed)
+        self.deadletters_written.get()
     }
 
     /// A dead letter was dropped (queue full or write error).
     pub fn deadletter_dropped(&self) {
-        self.deadletters_dropped.fetch_add(1, Ordering::Relaxed);
+        self.deadletters_dropped.inc();
     }
 
     /// Dead letters dropped so far.
     pub fn deadletters_dropped(&self) -> u64 {
-        self.deadletters_dropped.load(Ordering::Relaxed)
+        self.deadletters_dropped.get()
     }
 
     /// Sets the size of the dead-letter files.
     pub fn set_deadletter_bytes(&self, bytes: u64) {
-        self.deadletter_bytes.store(bytes, Ordering::Relaxed);
+        self.deadletter_bytes.set(bytes);
     }
 
     /// Sets the number of ranges held by the telemetry dedup record.
     pub fn set_dedup_ranges(&self, n: u64) {
-        self.dedup_ranges.store(n, Ordering::Relaxed);
+        self.dedup_ranges.set(n);
     }
 
     /// An ack for `edge` was published; `lags` are the times from each
@@ -475,6 +707,10 @@ impl Metrics {
         }
         e.count += lags.len() as u64;
         e.last_max = max;
+        // Under the map's lock, so the gauge's label set stays the map's.
+        self.ack_lag_last_max
+            .get_or_create(&[("edge", key.to_owned())])
+            .set(max);
     }
 
     /// Ack lag of `edge`: (records, total seconds, largest in the last ack).
@@ -486,293 +722,38 @@ impl Metrics {
     /// An alarm event was durably stored `latency` after it arrived from
     /// the broker.
     pub fn alarm_stored(&self, latency: Duration) {
-        let s = latency.as_secs_f64();
-        if let Ok(mut h) = self.alarm_store.lock() {
-            let idx = ALARM_BUCKETS
-                .iter()
-                .position(|b| s <= *b)
-                .unwrap_or(ALARM_BUCKETS.len());
-            h.counts[idx] += 1;
-            h.sum += s;
-            h.count += 1;
-        }
+        self.alarm_store.observe(latency.as_secs_f64());
     }
 
-    /// The alarm-store latency histogram: cumulative counts per bucket of
-    /// [`ALARM_BUCKETS`] then `+Inf`, the sum in seconds and the count.
-    pub fn alarm_store_histogram(&self) -> (Vec<u64>, f64, u64) {
-        let Ok(h) = self.alarm_store.lock() else {
-            return (Vec::new(), 0.0, 0);
-        };
-        let mut acc = 0;
-        let cumulative = h
-            .counts
-            .iter()
-            .map(|c| {
-                acc += c;
-                acc
-            })
-            .collect();
-        (cumulative, h.sum, h.count)
-    }
-
-    /// The Prometheus text exposition (format 0.0.4) of every metric.
+    /// The Prometheus text exposition (format 0.0.4, [`CONTENT_TYPE`]) of
+    /// every metric.
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(2048);
-        labelled(
-            &mut out,
-            "parkwatch_ingest_messages_total",
-            "Messages accepted, by kind.",
-            "kind",
-            &self.messages.snapshot(),
-        );
-        labelled(
-            &mut out,
-            "parkwatch_ingest_rejected_total",
-            "Messages rejected, by reason.",
-            "reason",
-            &self.rejected.snapshot(),
-        );
-        labelled(
-            &mut out,
-            "parkwatch_ingest_points_skipped_total",
-            "Points of accepted batches that could not be written, by reason.",
-            "reason",
-            &self.points_skipped.snapshot(),
-        );
-        labelled(
-            &mut out,
-            "parkwatch_ingest_write_errors_total",
-            "Failed time-series write attempts, by error class.",
-            "class",
-            &self.write_errors.snapshot(),
-        );
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        single(
-            &mut out,
-            "parkwatch_ingest_points_written_total",
-            "counter",
-            "Points written to the time-series database.",
-            load(&self.points_written) as i64,
-        );
-        single(
-            &mut out,
-            "parkwatch_ingest_batches_written_total",
-            "counter",
-            "Telemetry batches written to the time-series database.",
-            load(&self.batches_written) as i64,
-        );
-        single(
-            &mut out,
-            "parkwatch_ingest_batches_dropped_total",
-            "counter",
-            "Telemetry batches refused by the database (non-retryable) and dropped.",
-            load(&self.batches_dropped) as i64,
-        );
-        single(
-            &mut out,
-            "parkwatch_ingest_acks_published_total",
-            "counter",
-            "Delivery acks published to edges.",
-            load(&self.acks_published) as i64,
-        );
-        single(
-            &mut out,
-            "parkwatch_ingest_queue_depth",
-            "gauge",
-            "Telemetry batches waiting for the time-series writer.",
-            self.queue_depth.load(Ordering::Relaxed),
-        );
-        single(
-            &mut out,
-            "parkwatch_ingest_queue_capacity",
-            "gauge",
-            "Capacity of the time-series writer queue, in batches.",
-            load(&self.queue_capacity) as i64,
-        );
-        single(
-            &mut out,
-            "parkwatch_ingest_buffered_points",
-            "gauge",
-            "Points buffered in the writer, waiting for the next flush.",
-            self.buffered_points.load(Ordering::Relaxed),
-        );
-        single(
-            &mut out,
-            "parkwatch_ingest_consumer_connected",
-            "gauge",
-            "1 when ingest's MQTT client is connected to the broker.",
-            i64::from(self.consumer_connected.load(Ordering::Relaxed)),
-        );
-        if self.embedded_broker.load(Ordering::Relaxed) {
-            single(
-                &mut out,
-                "parkwatch_ingest_broker_up",
-                "gauge",
-                "1 while the embedded MQTT broker runs.",
-                i64::from(self.broker_up.load(Ordering::Relaxed)),
-            );
-        }
-        self.render_more(&mut out);
+        let mut out = String::with_capacity(8192);
+        // Writing into a String cannot fail, and the encoder has no error
+        // of its own.
+        let _ = prometheus_text::encode(&mut out, &self.registry);
+        self.render_ack_lag_summary(&mut out);
         out
     }
 
-    fn render_more(&self, out: &mut String) {
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as i64;
-        labelled(
-            out,
-            "parkwatch_ingest_duplicates_total",
-            "Telemetry batches received again, by kind (stored: acked again without writing; pending: first copy still in flight).",
-            "kind",
-            &self.duplicates.snapshot(),
-        );
-        labelled(
-            out,
-            "parkwatch_ingest_logins_refused_total",
-            "MQTT logins the embedded broker refused, by reason.",
-            "reason",
-            &self.logins_refused.snapshot(),
-        );
-        let g = &self.spool;
-        for (name, kind, help, v) in [
-            (
-                "parkwatch_ingest_spool_records",
-                "gauge",
-                "Records (groups of telemetry batches) in the disk spool.",
-                load(&g.records),
-            ),
-            (
-                "parkwatch_ingest_spool_batches",
-                "gauge",
-                "Telemetry batches in the disk spool.",
-                load(&g.batches),
-            ),
-            (
-                "parkwatch_ingest_spool_bytes",
-                "gauge",
-                "Bytes of undrained records in the disk spool.",
-                load(&g.bytes),
-            ),
-            (
-                "parkwatch_ingest_spool_max_bytes",
-                "gauge",
-                "Size limit of the disk spool (0: spool off).",
-                load(&g.max_bytes),
-            ),
-            (
-                "parkwatch_ingest_spool_full",
-                "gauge",
-                "1 while the spool is full and telemetry waits in memory unacknowledged.",
-                i64::from(g.full.load(Ordering::Relaxed)),
-            ),
-            (
-                "parkwatch_ingest_spooled_batches_total",
-                "counter",
-                "Telemetry batches appended to the disk spool (and acknowledged).",
-                load(&g.spooled),
-            ),
-            (
-                "parkwatch_ingest_spool_drained_batches_total",
-                "counter",
-                "Telemetry batches drained from the spool into the database.",
-                load(&g.drained),
-            ),
-            (
-                "parkwatch_ingest_spool_full_total",
-                "counter",
-                "Appends refused because the spool was full.",
-                load(&g.full_events),
-            ),
-            (
-                "parkwatch_ingest_spool_errors_total",
-                "counter",
-                "Failed spool file operations.",
-                load(&g.errors),
-            ),
-            (
-                "parkwatch_ingest_deadletters_written_total",
-                "counter",
-                "Rejected messages written to the dead-letter store.",
-                load(&self.deadletters_written),
-            ),
-            (
-                "parkwatch_ingest_deadletters_dropped_total",
-                "counter",
-                "Dead letters not written (queue full or write error); the rejection is still counted.",
-                load(&self.deadletters_dropped),
-            ),
-            (
-                "parkwatch_ingest_deadletter_bytes",
-                "gauge",
-                "Size of the dead-letter files.",
-                load(&self.deadletter_bytes),
-            ),
-            (
-                "parkwatch_ingest_dedup_ranges",
-                "gauge",
-                "Sequence-number ranges held by the telemetry dedup record.",
-                load(&self.dedup_ranges),
-            ),
-        ] {
-            single(out, name, kind, help, v);
-        }
-        if let Ok(map) = self.ack_lag.lock() {
-            let name = "parkwatch_ingest_ack_lag_seconds";
-            let _ = writeln!(
-                out,
-                "# HELP {name} Time from a record's arrival at ingest to the publish of its delivery ack, per edge."
-            );
-            let _ = writeln!(out, "# TYPE {name} summary");
-            for (edge, l) in map.iter() {
-                let e = escape_label(edge);
-                let _ = writeln!(out, "{name}_sum{{edge=\"{e}\"}} {}", l.sum);
-                let _ = writeln!(out, "{name}_count{{edge=\"{e}\"}} {}", l.count);
-            }
-            let name = "parkwatch_ingest_ack_lag_last_max_seconds";
-            let _ = writeln!(
-                out,
-                "# HELP {name} Largest ack lag among the records of the latest ack, per edge."
-            );
-            let _ = writeln!(out, "# TYPE {name} gauge");
-            for (edge, l) in map.iter() {
-                let _ = writeln!(
-                    out,
-                    "{name}{{edge=\"{}\"}} {}",
-                    escape_label(edge),
-                    l.last_max
-                );
-            }
-        }
-        let (cumulative, sum, count) = self.alarm_store_histogram();
-        let name = "parkwatch_ingest_alarm_store_seconds";
+    /// The ack-lag summary (`_sum` and `_count` per edge, no quantiles),
+    /// written by hand because prometheus-client has no summary type.
+    fn render_ack_lag_summary(&self, out: &mut String) {
+        let Ok(map) = self.ack_lag.lock() else {
+            return;
+        };
+        let name = "parkwatch_ingest_ack_lag_seconds";
         let _ = writeln!(
             out,
-            "# HELP {name} Time from an alarm event's arrival from the broker to its commit in the incident store."
+            "# HELP {name} Time from a record's arrival at ingest to the publish of its delivery ack, per edge."
         );
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        for (i, c) in cumulative.iter().enumerate() {
-            let le = ALARM_BUCKETS
-                .get(i)
-                .map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
-            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {c}");
+        let _ = writeln!(out, "# TYPE {name} summary");
+        for (edge, l) in map.iter() {
+            let e = escape_label(edge);
+            let _ = writeln!(out, "{name}_sum{{edge=\"{e}\"}} {}", l.sum);
+            let _ = writeln!(out, "{name}_count{{edge=\"{e}\"}} {}", l.count);
         }
-        let _ = writeln!(out, "{name}_sum {sum}");
-        let _ = writeln!(out, "{name}_count {count}");
     }
-}
-
-fn labelled(out: &mut String, name: &str, help: &str, label: &str, values: &[(&str, u64)]) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} counter");
-    for (value, n) in values {
-        let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {n}", escape_label(value));
-    }
-}
-
-fn single(out: &mut String, name: &str, kind: &str, help: &str, value: i64) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-    let _ = writeln!(out, "{name} {value}");
 }
 
 fn escape_label(v: &str) -> String {

@@ -1,11 +1,16 @@
 //! Per-sensor counters for `/metrics`, updated by the poller with relaxed
-//! atomics (no lock, nothing a reader can block).
+//! atomics (no lock, nothing a reader can block), and read at each scrape
+//! by the edge registry's collector ([`render_metrics`]).
 
-use std::fmt::Write as _;
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use parkwatch_config::{SensorConfig, SensorKind};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 
 /// Counters and gauges of one sensor. Shared (`Arc`) between its poller,
 /// which writes, and `/metrics`, which reads.
@@ -126,101 +131,94 @@ impl SensorStats {
     }
 }
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// The labels of a sensor's series.
+fn labels(s: &SensorStats) -> [(&'static str, &str); 2] {
+    [("sensor", &s.id), ("kind", s.kind.as_str())]
 }
 
-/// Appends the sensor metrics in Prometheus text format to `out`, one
-/// series per sensor with labels `sensor` and `kind`:
-/// `parkwatch_edge_sensor_{polls,readings,errors,connects}_total`
+/// Encodes the sensor metrics into the edge's registry (called by its
+/// collector at each scrape), one series per sensor with labels `sensor`
+/// and `kind`: `parkwatch_edge_sensor_{polls,readings,errors,connects}_total`
 /// (counters), `parkwatch_edge_sensor_online`,
 /// `parkwatch_edge_sensor_alarm_open{rule="threshold"|"device_offline"}`
 /// and `parkwatch_edge_sensor_value` (gauges; `value` only once read).
-pub fn render_metrics(stats: &[Arc<SensorStats>], out: &mut String) {
+/// Nothing without sensors. Names are given without `_total`, which the
+/// encoder appends to counters.
+pub fn render_metrics(
+    stats: &[Arc<SensorStats>],
+    encoder: &mut DescriptorEncoder<'_>,
+) -> fmt::Result {
     if stats.is_empty() {
-        return;
+        return Ok(());
     }
-    let labels = |s: &SensorStats| {
-        format!(
-            "sensor=\"{}\",kind=\"{}\"",
-            escape(&s.id),
-            escape(s.kind.as_str())
-        )
-    };
     type Getter = fn(&SensorStats) -> u64;
     let counters: [(&str, &str, Getter); 4] = [
-        ("polls_total", "Sensor poll cycles run.", SensorStats::polls),
         (
-            "readings_total",
+            "parkwatch_edge_sensor_polls",
+            "Sensor poll cycles run.",
+            SensorStats::polls,
+        ),
+        (
+            "parkwatch_edge_sensor_readings",
             "Good sensor readings.",
             SensorStats::readings,
         ),
         (
-            "errors_total",
+            "parkwatch_edge_sensor_errors",
             "Failed sensor polls (connect, timeout, exception, decode).",
             SensorStats::errors,
         ),
         (
-            "connects_total",
+            "parkwatch_edge_sensor_connects",
             "Modbus TCP connections established.",
             SensorStats::connects,
         ),
     ];
     for (name, help, get) in counters {
-        let _ = writeln!(out, "# HELP parkwatch_edge_sensor_{name} {help}");
-        let _ = writeln!(out, "# TYPE parkwatch_edge_sensor_{name} counter");
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
         for s in stats {
-            let _ = writeln!(
-                out,
-                "parkwatch_edge_sensor_{name}{{{}}} {}",
-                labels(s),
-                get(s)
-            );
+            ConstCounter::new(get(s)).encode(family.encode_family(&labels(s))?)?;
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP parkwatch_edge_sensor_online 1 when the latest poll got an answer."
-    );
-    let _ = writeln!(out, "# TYPE parkwatch_edge_sensor_online gauge");
+    let mut family = encoder.encode_descriptor(
+        "parkwatch_edge_sensor_online",
+        "1 when the latest poll got an answer.",
+        None,
+        MetricType::Gauge,
+    )?;
     for s in stats {
-        let _ = writeln!(
-            out,
-            "parkwatch_edge_sensor_online{{{}}} {}",
-            labels(s),
-            u8::from(s.online())
-        );
+        ConstGauge::new(u64::from(s.online())).encode(family.encode_family(&labels(s))?)?;
     }
-    let _ = writeln!(
-        out,
-        "# HELP parkwatch_edge_sensor_alarm_open 1 while an alarm of the rule is open."
-    );
-    let _ = writeln!(out, "# TYPE parkwatch_edge_sensor_alarm_open gauge");
+    let mut family = encoder.encode_descriptor(
+        "parkwatch_edge_sensor_alarm_open",
+        "1 while an alarm of the rule is open.",
+        None,
+        MetricType::Gauge,
+    )?;
     for s in stats {
-        let l = labels(s);
-        let _ = writeln!(
-            out,
-            "parkwatch_edge_sensor_alarm_open{{{l},rule=\"threshold\"}} {}",
-            u8::from(s.threshold_alarm())
-        );
-        let _ = writeln!(
-            out,
-            "parkwatch_edge_sensor_alarm_open{{{l},rule=\"device_offline\"}} {}",
-            u8::from(s.offline_alarm())
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP parkwatch_edge_sensor_value Latest good reading, in the sensor's unit."
-    );
-    let _ = writeln!(out, "# TYPE parkwatch_edge_sensor_value gauge");
-    for s in stats {
-        if let Some(v) = s.last_value() {
-            let _ = writeln!(out, "parkwatch_edge_sensor_value{{{}}} {v}", labels(s));
+        let [sensor, kind] = labels(s);
+        for (rule, open) in [
+            ("threshold", s.threshold_alarm()),
+            ("device_offline", s.offline_alarm()),
+        ] {
+            let l = [sensor, kind, ("rule", rule)];
+            ConstGauge::new(u64::from(open)).encode(family.encode_family(&l)?)?;
         }
     }
+    if stats.iter().any(|s| s.last_value().is_some()) {
+        let mut family = encoder.encode_descriptor(
+            "parkwatch_edge_sensor_value",
+            "Latest good reading, in the sensor's unit.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for s in stats {
+            if let Some(v) = s.last_value() {
+                ConstGauge::new(v).encode(family.encode_family(&labels(s))?)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -257,8 +255,7 @@ mod tests {
         );
         assert_eq!(s.last_value(), Some(52.3));
         assert_eq!(s.last_reading_ms(), Some(1000));
-        let mut out = String::new();
-        render_metrics(&[s], &mut out);
+        let out = crate::metrics::EdgeMetrics::default().render(&[], &[s]);
         let l = r#"{sensor="pm25-gate",kind="pm25"}"#;
         for line in [
             format!("parkwatch_edge_sensor_polls_total{l} 2"),
