@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use parkwatch_config::EdgeConfig;
+use parkwatch_edge_logic::manifest::ModelManifest;
+use parkwatch_edge_logic::rules::RuleOptions;
 use parkwatch_protocol::{
     CameraStatus, EdgeState, EdgeStatus, MAX_POINTS_PER_BATCH, ModelRef, SCHEMA_VERSION,
     TelemetryBatch, encode_telemetry,
@@ -30,11 +32,10 @@ use crate::analytics::{AlarmSink as _, CameraAnalytics, Emitter};
 use crate::camera::CameraStats;
 use crate::clock::now_ms;
 use crate::decode::{FrameSink, NullSink, spawn_decoder};
-use crate::detect::{DetectResult, DetectorPool, ModelManifest, OrtDetectorOptions, PoolConfig};
+use crate::detect::{DetectResult, DetectorPool, OrtDetectorOptions, PoolConfig};
 use crate::health::HealthSampler;
 use crate::metrics::{self, EdgeMetrics};
 use crate::outbox::{Outbox, OutboxOptions, RecordClass};
-use crate::rules::RuleOptions;
 use crate::sensors::{SensorAlarm, spawn_sensors_with_stats};
 use crate::source::StreamEvent;
 use crate::source::{SourceSpec, run_source};

@@ -1,14 +1,17 @@
 //! `parkwatch-edge`: the software on an edge box at a camera point.
 //!
 //! It pulls RTSP streams ([`source`]), decodes them on dedicated threads
-//! ([`decode`]), detects objects on site ([`detect`]), tracks them
-//! ([`track`]), turns tracks into alarms ([`rules`]), measures itself
+//! ([`decode`]), detects objects on site ([`detect`]), tracks them and turns
+//! tracks into alarms ([`analytics`], on the pure tracker and rules of
+//! `parkwatch-edge-logic`), measures itself
 //! ([`telemetry`], [`health`], [`metrics`]) and delivers alarms and telemetry
 //! to the centre through a durable on-disk [`outbox`] and an MQTT
 //! [`uplink`] that forgets a record only when ingest confirms it stored it.
 //!
 //! The pure parts (tracking, rules, outbox) hold no FFmpeg, ONNX Runtime or
-//! MQTT types, so they are tested without any of them.
+//! MQTT types, so they are tested without any of them. Tracking, rules,
+//! sensor rules, the motion gate, letterbox geometry and model manifests
+//! live in the `parkwatch-edge-logic` crate, which cannot link them.
 
 pub mod analytics;
 pub mod app;
@@ -22,9 +25,7 @@ pub mod image_io;
 pub mod metrics;
 pub mod outbox;
 pub mod replay;
-pub mod rules;
 pub mod sensors;
 pub mod source;
 pub mod telemetry;
-pub mod track;
 pub mod uplink;

@@ -12,20 +12,23 @@
 //! it runs flat out (the default) or at real time (`--realtime`). Detection
 //! is synchronous here: every frame the gate picks is detected, none is
 //! skipped for lack of CPU. At the end of the file every open alarm ends.
+//!
+//! The command line (arguments, stdout, the summary on stderr) is the
+//! binary's `cmds::replay`; this module is the replay itself.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use ffmpeg_next as ffmpeg;
+use parkwatch_edge_logic::gate::{GateConfig, MotionGate, Sampler};
+use parkwatch_edge_logic::manifest::ModelManifest;
+use parkwatch_edge_logic::rules::{AlarmTransition, RuleOptions};
 use parkwatch_protocol::{AlarmEvent, ModelRef, encode_json};
 
-use crate::analytics::gate::{GateConfig, MotionGate, Sampler};
 use crate::analytics::prep::{FrameScaler, snapshot_size};
 use crate::analytics::{AlarmSink, CameraAnalytics, Emitter, SNAPSHOT_MAX_SIDE};
-use crate::detect::{Detector, ModelManifest, OrtDetector, OrtDetectorOptions};
-use crate::rules::{AlarmTransition, RuleOptions};
+use crate::detect::{Detector, OrtDetector, OrtDetectorOptions};
 
 /// What `replay` was asked to do.
 #[derive(Debug, Clone)]
@@ -250,23 +253,5 @@ fn emit(
             .emit(t, evidence, analytics.camera(), sink)
             .map_err(|e| anyhow::anyhow!("writing an alarm event: {e}"))?;
     }
-    Ok(())
-}
-
-/// The `replay` subcommand: events on stdout, a summary on stderr.
-pub fn replay_command(args: &ReplayArgs) -> anyhow::Result<()> {
-    let stdout = std::io::stdout();
-    let mut lock = stdout.lock();
-    let s = run_replay(args, &mut lock)?;
-    let _ = lock.flush();
-    let ms = if s.detected > 0 {
-        s.inference.as_secs_f64() * 1000.0 / s.detected as f64
-    } else {
-        0.0
-    };
-    eprintln!(
-        "replay: {} frames, {} sampled, {} detected ({ms:.1} ms each), {} alarm events",
-        s.frames, s.sampled, s.detected, s.events
-    );
     Ok(())
 }

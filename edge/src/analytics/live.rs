@@ -17,11 +17,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ffmpeg_next as ffmpeg;
+use parkwatch_edge_logic::gate::{GateConfig, MotionGate, Sampler};
 use parkwatch_protocol::{AlarmEvent, AlarmEventType, encode_json};
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::{debug, info, warn};
 
-use super::gate::{GateConfig, MotionGate, Sampler};
 use super::prep::{FrameScaler, snapshot_size};
 use super::{AlarmSink, CameraAnalytics, Emitter, SNAPSHOT_MAX_SIDE};
 use crate::camera::CameraStats;
@@ -297,7 +297,7 @@ impl AnalyticsTask {
     fn emit_all(
         &mut self,
         camera: &Arc<str>,
-        transitions: Vec<crate::rules::AlarmTransition>,
+        transitions: Vec<parkwatch_edge_logic::rules::AlarmTransition>,
         evidence: Option<&BgrImage>,
     ) {
         if transitions.is_empty() {

@@ -2,7 +2,8 @@
 //! tracking, rules, evidence.
 //!
 //! The same pieces serve the live box and `parkwatch-edge replay`:
-//! - [`gate`]: which sampled frames are worth a detector run;
+//! - [`gate`](parkwatch_edge_logic::gate) (in `parkwatch-edge-logic`):
+//!   which sampled frames are worth a detector run;
 //! - [`prep`]: converting just those frames for the detector and snapshots;
 //! - [`CameraAnalytics`]: tracker plus rule engine of one camera, fed with
 //!   detections at the frame's own timestamp (so a replay at any speed raises
@@ -13,20 +14,19 @@
 //! - [`live`]: the live wiring (decode-thread sink, detector pool, the
 //!   analytics task).
 
-pub mod gate;
 pub mod live;
 pub mod prep;
 
 use std::collections::HashMap;
 
 use parkwatch_config::CameraConfig;
+use parkwatch_edge_logic::rules::{AlarmTransition, RuleEngine, RuleError, RuleOptions};
+use parkwatch_edge_logic::track::{Det, Track, Tracker, TrackerConfig, TrackerConfigError};
 use parkwatch_protocol::{AlarmEvent, AlarmEventType, ModelRef, SnapshotRef};
 use sha2::{Digest, Sha256};
 
 use crate::detect::{BgrImage, Detection};
 use crate::image_io::{Color, draw_polyline, draw_rect, encode_jpeg};
-use crate::rules::{AlarmTransition, RuleEngine, RuleError, RuleOptions};
-use crate::track::{Det, Track, Tracker, TrackerConfig, TrackerConfigError};
 
 /// JPEG quality of alarm snapshots.
 pub const SNAPSHOT_QUALITY: u8 = 80;
@@ -218,7 +218,8 @@ impl Emitter {
         } else {
             self.snapshots.get(&t.alarm_id).cloned()
         };
-        let model = if t.kind.is_camera_kind() && t.rule_id != crate::rules::CAMERA_OFFLINE_RULE_ID
+        let model = if t.kind.is_camera_kind()
+            && t.rule_id != parkwatch_edge_logic::rules::CAMERA_OFFLINE_RULE_ID
         {
             self.model.clone()
         } else {

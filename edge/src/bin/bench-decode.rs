@@ -23,10 +23,10 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use ffmpeg_next as ffmpeg;
-use parkwatch_edge::analytics::gate::{GateConfig, MotionGate};
 use parkwatch_edge::analytics::prep::{FrameScaler, snapshot_size};
 use parkwatch_edge::decode::init_ffmpeg;
-use parkwatch_edge::detect::Letterbox;
+use parkwatch_edge_logic::gate::{GateConfig, MotionGate};
+use parkwatch_edge_logic::letterbox::Letterbox;
 
 fn main() -> anyhow::Result<()> {
     let mut seconds = 20.0f64;

@@ -27,8 +27,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use parkwatch_edge::detect::{Detector, ModelManifest, OrtDetector, OrtDetectorOptions, runtime};
+use parkwatch_edge::detect::{Detector, OrtDetector, OrtDetectorOptions, runtime};
 use parkwatch_edge::image_io;
+use parkwatch_edge_logic::manifest::ModelManifest;
 
 /// Benchmark the edge detector against Python onnxruntime.
 #[derive(Debug, Parser)]

@@ -22,7 +22,7 @@
 //! Guarantees: decoding never indexes out of bounds; shapes that match no
 //! layout give an error naming every output's shape.
 
-use super::letterbox::Letterbox;
+use parkwatch_edge_logic::letterbox::Letterbox;
 
 /// What the decoder needs to know about the model.
 #[derive(Debug, Clone, PartialEq, Eq)]

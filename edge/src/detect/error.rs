@@ -4,28 +4,9 @@
 //! model file, the TOML key and line, every place ONNX Runtime was looked
 //! for, the shapes the model really produced.
 
-use std::fmt;
 use std::path::PathBuf;
 
-/// One problem found while validating a model manifest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestProblem {
-    /// Dotted TOML key, e.g. `input.width`.
-    pub key: String,
-    /// 1-based line of the value in the manifest, when known.
-    pub line: Option<usize>,
-    /// What is wrong, in words.
-    pub message: String,
-}
-
-impl fmt::Display for ManifestProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "line {line}: `{}`: {}", self.key, self.message),
-            None => write!(f, "`{}`: {}", self.key, self.message),
-        }
-    }
-}
+use parkwatch_edge_logic::manifest::ManifestError;
 
 /// A place where ONNX Runtime was looked for, and why it was not used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,55 +58,9 @@ pub enum FrameError {
 /// detections.
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
-    /// A file (manifest, labels, weights) could not be read.
-    #[error("{what} {}: {source}", path.display())]
-    Read {
-        /// What the file is: `model manifest`, `labels file`, `model file`.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The manifest is not valid TOML or does not match the schema
-    /// (unknown key, wrong type, missing key).
-    #[error("model manifest {}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
-    ManifestParse {
-        /// The manifest file.
-        path: PathBuf,
-        /// 1-based line, when the parser knows it.
-        line: Option<usize>,
-        /// The parser's message (it names the key).
-        message: String,
-    },
-    /// The manifest parsed but some values are unusable; every problem is listed.
-    #[error("model manifest {} is invalid:\n  {}", path.display(), problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
-    ManifestInvalid {
-        /// The manifest file.
-        path: PathBuf,
-        /// Each problem with its key and line.
-        problems: Vec<ManifestProblem>,
-    },
-    /// The labels file is unusable.
-    #[error("labels file {}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
-    Labels {
-        /// The labels file.
-        path: PathBuf,
-        /// 1-based line, when the problem is on one line.
-        line: Option<usize>,
-        /// What is wrong.
-        message: String,
-    },
-    /// The weights on disk are not the ones the manifest describes.
-    #[error("model file {} has sha256 {actual}, the manifest expects {expected}", path.display())]
-    Sha256Mismatch {
-        /// The model file.
-        path: PathBuf,
-        /// Digest from the manifest.
-        expected: String,
-        /// Digest of the file.
-        actual: String,
-    },
+    /// The model manifest, its labels or its weights are unusable.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
     /// No ONNX Runtime shared library could be loaded.
     #[error("ONNX Runtime could not be loaded; tried:\n  {}\n(set the edge config key `onnxruntime`, or ORT_DYLIB_PATH, to libonnxruntime.so from PyPI's onnxruntime 1.31 or newer)",
         tried.iter().map(|c| format!("{} ({}): {}", c.path.display(), c.origin, c.reason)).collect::<Vec<_>>().join("\n  "))]

@@ -3,18 +3,22 @@
 //!
 //! The parts, in the order a frame meets them:
 //!
-//! * [`manifest`]: the TOML file describing a model (weights, sha256,
-//!   labels, input tensor, decoder, thresholds), validated on load;
+//! * [`ModelManifest`](parkwatch_edge_logic::manifest::ModelManifest): the TOML file describing
+//!   a model (weights, sha256, labels, input tensor, decoder, thresholds),
+//!   validated on load;
 //! * [`runtime`]: finds `libonnxruntime.so` (explicit path, then
 //!   `ORT_DYLIB_PATH`, then `/opt/parkwatch/lib/libonnxruntime.so`) and
 //!   starts it once per process;
-//! * [`letterbox`]: the geometry of a frame inside the square model input,
-//!   and the pre-processing into a reused NCHW f32 tensor;
+//! * [`Letterbox`] (in `parkwatch-edge-logic`): the geometry of a frame
+//!   inside the square model input; [`preprocess`]: the pre-processing into
+//!   a reused NCHW f32 tensor;
 //! * [`decode`]: NanoDet head outputs to boxes (found by shape), per-class NMS;
 //! * [`nanodet`]: [`OrtDetector`], the [`Detector`] that ties them together;
 //! * [`pool`]: one detector pool per box, fair across cameras, keeping only
 //!   the latest frame of each camera;
-//! * [`command`]: the `parkwatch-edge detect IMAGE...` command.
+//!
+//! The `parkwatch-edge detect IMAGE...` command is the binary's (its
+//! `cmds::detect`): this module knows nothing of the command line.
 //!
 //! Frames are packed **BGR24** ([`BgrFrame`]): the channel order NanoDet was
 //! trained with and one of swscale's outputs, so the pipeline converts
@@ -22,26 +26,22 @@
 //! `[x1, y1, x2, y2]` in source-frame pixels, clipped to the frame.
 //!
 //! [`Detector`] is the seam: the pipeline and its tests can use a fake.
+//! The tests against the real model are `edge/tests/real_detector.rs`.
 
-pub mod command;
 pub mod decode;
 mod error;
 pub mod frame;
-pub mod letterbox;
-pub mod manifest;
 pub mod nanodet;
 pub mod pool;
-#[cfg(test)]
-mod real_tests;
+pub mod preprocess;
 pub mod runtime;
 
 use std::sync::Arc;
 
-pub use command::{default_model_path, run_detect_command};
-pub use error::{DetectError, FrameError, ManifestProblem, RuntimeCandidate};
+use parkwatch_edge_logic::letterbox::Letterbox;
+
+pub use error::{DetectError, FrameError, RuntimeCandidate};
 pub use frame::{BgrFrame, BgrImage};
-pub use letterbox::Letterbox;
-pub use manifest::ModelManifest;
 pub use nanodet::{OrtDetector, OrtDetectorOptions, Timings};
 pub use pool::{
     CameraStats, DetectRequest, DetectResult, DetectorPool, FnSink, PoolConfig, PoolStats,

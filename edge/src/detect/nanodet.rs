@@ -22,12 +22,13 @@ use std::time::{Duration, Instant};
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
+use parkwatch_edge_logic::letterbox::Letterbox;
+use parkwatch_edge_logic::manifest::{DecoderKind, ModelManifest};
 
 use super::decode::{self, Candidate, Head, HeadSpec};
 use super::error::DetectError;
 use super::frame::BgrFrame;
-use super::letterbox::{Letterbox, Preprocessor};
-use super::manifest::{DecoderKind, ModelManifest};
+use super::preprocess::Preprocessor;
 use super::runtime::Runtime;
 use super::{Detection, Detector};
 

@@ -39,10 +39,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use parkwatch_edge_logic::letterbox::Letterbox;
+use parkwatch_edge_logic::manifest::ModelManifest;
+
 use super::error::DetectError;
 use super::frame::BgrImage;
-use super::letterbox::Letterbox;
-use super::manifest::ModelManifest;
 use super::nanodet::{OrtDetector, OrtDetectorOptions};
 use super::runtime::Runtime;
 use super::{Detection, Detector};

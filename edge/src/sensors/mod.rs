@@ -40,9 +40,11 @@
 //! type changes within a measurement). Counters for `/metrics` are in
 //! [`SensorStats`] ([`render_metrics`]).
 //!
-//! **Alarm lifecycle** (pure logic in [`rules`], the same `new` / `update`
+//! **Alarm lifecycle** (pure logic in
+//! [`sensor_rules`](parkwatch_edge_logic::sensor_rules), the same `new` / `update`
 //! / `end` lifecycle as video alarms; ids `{edge}.{sensor}.{rule}.{started_ms}`
-//! restricted to `[A-Za-z0-9_.:-]`, see [`alarm_id`]):
+//! restricted to `[A-Za-z0-9_.:-]`, see
+//! [`alarm_id`](parkwatch_edge_logic::sensor_rules::alarm_id)):
 //! - `sensor_threshold` (rule id `threshold`, severity from the threshold):
 //!   `new` once every reading for `seconds` has been `> above` (or
 //!   `< below`), started at the confirming reading; `update` when a reading
@@ -79,16 +81,11 @@ use crate::telemetry::PointBuffer;
 pub mod decode;
 pub mod modbus;
 pub mod poller;
-pub mod rules;
 pub mod stats;
 
 pub use decode::{DecodeError, Reading, decode};
 pub use modbus::{Connector, ModbusTcp, ReadFailure, RegisterReader};
 pub use poller::{PollError, reconnect_backoff, request_timeout};
-pub use rules::{
-    OFFLINE_RULE_ID, OfflineTracker, THRESHOLD_RULE_ID, ThresholdRule, ThresholdTracker,
-    UpdatePolicy, alarm_id,
-};
 pub use stats::{SensorStats, render_metrics};
 
 /// One event of a sensor alarm, as the poller produces it. The caller
@@ -105,7 +102,8 @@ pub struct SensorAlarm {
     pub kind: AlarmKind,
     /// How serious.
     pub severity: Severity,
-    /// [`THRESHOLD_RULE_ID`] or [`OFFLINE_RULE_ID`].
+    /// [`THRESHOLD_RULE_ID`](parkwatch_edge_logic::sensor_rules::THRESHOLD_RULE_ID)
+    /// or [`OFFLINE_RULE_ID`](parkwatch_edge_logic::sensor_rules::OFFLINE_RULE_ID).
     pub rule_id: String,
     /// The reading (threshold alarms; always set for them).
     pub value: Option<f64>,
@@ -225,6 +223,7 @@ pub fn spawn_sensors_with_stats(
 
 #[cfg(test)]
 mod tests {
+    use parkwatch_edge_logic::sensor_rules::{OFFLINE_RULE_ID, THRESHOLD_RULE_ID, alarm_id};
     use parkwatch_protocol::Validate;
 
     use super::*;

@@ -8,6 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parkwatch_config::SensorConfig;
+use parkwatch_edge_logic::sensor_rules::{
+    OFFLINE_RULE_ID, OfflineEvent, OfflineTracker, THRESHOLD_RULE_ID, ThresholdEvent,
+    ThresholdRule, ThresholdTracker, UpdatePolicy, alarm_id,
+};
 use parkwatch_protocol::{AlarmEventType, AlarmKind, FieldValue};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -15,10 +19,6 @@ use tracing::{debug, info, warn};
 
 use super::decode::{DecodeError, Reading, decode};
 use super::modbus::{Connector, ReadFailure, RegisterReader};
-use super::rules::{
-    OFFLINE_RULE_ID, OfflineEvent, OfflineTracker, THRESHOLD_RULE_ID, ThresholdEvent,
-    ThresholdRule, ThresholdTracker, UpdatePolicy, alarm_id,
-};
 use super::stats::SensorStats;
 use super::{SensorAlarm, protocol_severity};
 use crate::backoff::Backoff;

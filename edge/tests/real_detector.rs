@@ -4,14 +4,22 @@
 //! copies them), ONNX Runtime (`/opt/parkwatch/lib/libonnxruntime.so` or
 //! `ORT_DYLIB_PATH`), the `ffmpeg` CLI and `../shared/media/vtest.avi`; each
 //! fails with a message saying which is missing rather than skipping.
+//!
+//! An integration test, so that the detector module itself never needs the
+//! image files helper ([`image_io`]) that decodes the test pictures. The
+//! `detect` command's own test is beside it in the binary (`cmds::detect`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::manifest::ModelManifest;
-use super::nanodet::{OrtDetector, OrtDetectorOptions};
-use super::{Detection, Detector, runtime};
-use crate::image_io;
+use parkwatch_edge::detect::{
+    BgrImage, DetectRequest, Detection, Detector, DetectorPool, OrtDetector, OrtDetectorOptions,
+    PoolConfig, runtime,
+};
+use parkwatch_edge::image_io;
+use parkwatch_edge_logic::manifest::ModelManifest;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -104,7 +112,7 @@ fn nanodet_320_finds_people_and_the_van_in_vtest_frame_100() {
     );
 }
 
-fn scale_with_ffmpeg(dir: &Path, n: u32, w: u32, h: u32) -> super::BgrImage {
+fn scale_with_ffmpeg(dir: &Path, n: u32, w: u32, h: u32) -> BgrImage {
     let video = repo().join("../shared/media/vtest.avi");
     let out = dir.join(format!("vtest-{n}-{w}x{h}.png"));
     let status = Command::new("ffmpeg")
@@ -171,90 +179,24 @@ fn wrong_input_name_is_reported_with_the_real_names() {
 }
 
 #[test]
-fn detect_command_prints_json_lines_and_reports_bad_images() {
-    let dir = tempfile::tempdir().unwrap();
-    let frame = vtest_frame(dir.path(), 100);
-    let junk = dir.path().join("junk.jpg");
-    std::fs::write(&junk, b"not an image").unwrap();
-    let model = repo().join("models/nanodet-m-320.toml");
-    let mut out = Vec::new();
-    let result =
-        super::command::run_detect(&model, &[frame.clone(), junk.clone()], true, None, &mut out);
-    assert_eq!(result.unwrap_err().to_string(), "1 of 2 images failed");
-    let stdout = String::from_utf8(out).unwrap();
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 2, "one line per image: {stdout}");
-    assert_eq!(lines[0]["image"], frame.display().to_string());
-    assert_eq!(
-        (lines[0]["width"].as_u64(), lines[0]["height"].as_u64()),
-        (Some(768), Some(576))
-    );
-    let parsed: Vec<Detection> = lines[0]["detections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            let b: Vec<f32> = d["box"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap() as f32)
-                .collect();
-            Detection {
-                class_id: d["class_id"].as_u64().unwrap() as usize,
-                class: d["class"].as_str().unwrap().into(),
-                score: d["score"].as_f64().unwrap() as f32,
-                bbox: [b[0], b[1], b[2], b[3]],
-            }
-        })
-        .collect();
-    check_frame_100(&parsed, 768.0, 576.0);
-    assert_eq!(lines[1]["image"], junk.display().to_string());
-    assert!(
-        lines[1]["error"].as_str().unwrap().contains("junk.jpg"),
-        "{}",
-        lines[1]
-    );
-
-    // The readable table names each image and lists its boxes.
-    let mut table = Vec::new();
-    super::command::run_detect(
-        &model,
-        std::slice::from_ref(&frame),
-        false,
-        None,
-        &mut table,
-    )
-    .unwrap();
-    let table = String::from_utf8(table).unwrap();
-    assert!(
-        table.contains(&format!("{}: 768x576", frame.display())) && table.contains("person"),
-        "{table}"
-    );
-}
-
-#[test]
 fn pool_serves_two_cameras_with_the_real_model() {
     let rt =
         runtime::init(None).unwrap_or_else(|e| panic!("ONNX Runtime needed for this test: {e}"));
     let dir = tempfile::tempdir().unwrap();
     let image = image_io::decode_image(&vtest_frame(dir.path(), 100)).unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
-    let config = super::PoolConfig {
+    let config = PoolConfig {
         workers: 2,
         detector: OrtDetectorOptions {
             intra_threads: 1,
             ..Default::default()
         },
     };
-    let pool = super::DetectorPool::from_manifest(rt, &manifest("nanodet-m-320.toml"), &config, tx)
-        .unwrap();
+    let pool =
+        DetectorPool::from_manifest(rt, &manifest("nanodet-m-320.toml"), &config, tx).unwrap();
     assert_eq!(pool.workers(), 2);
     for camera in ["gate-1", "gate-2"] {
-        let request = super::DetectRequest {
+        let request = DetectRequest {
             camera: camera.into(),
             frame: image.clone(),
             source: (768, 576),

@@ -19,17 +19,46 @@
 //! The default model is `models/nanodet-m-320.toml` under the current
 //! directory, else `../../models/nanodet-m-320.toml` next to the executable
 //! (which is the repository's `models/` for `target/{debug,release}/parkwatch-edge`).
+//!
+//! This is the binary's glue between the detector (`parkwatch_edge::detect`)
+//! and the image files helper (`parkwatch_edge::image_io`): neither of those
+//! knows about the other or about the command line.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use parkwatch_edge::detect::{Detection, Detector, OrtDetector, OrtDetectorOptions, runtime};
+use parkwatch_edge::image_io;
+use parkwatch_edge_logic::manifest::ModelManifest;
 use serde::Serialize;
 
-use super::manifest::ModelManifest;
-use super::nanodet::{OrtDetector, OrtDetectorOptions};
-use super::{Detection, Detector, runtime};
-use crate::image_io;
+// The arguments of `parkwatch-edge detect` (its description is on
+// `Command::Detect`, whose doc comment clap shows).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Model manifest (TOML). Default: models/nanodet-m-320.toml in the
+    /// current directory, else beside the executable's ../../models/.
+    #[arg(long, value_name = "MANIFEST")]
+    model: Option<PathBuf>,
+    /// Print one JSON object per image: {"image", "detections": [{"class",
+    /// "score", "box": [x1, y1, x2, y2]}]} with boxes in image pixels.
+    #[arg(long)]
+    json: bool,
+    /// Path of libonnxruntime.so (default: env ORT_DYLIB_PATH, then
+    /// /opt/parkwatch/lib/libonnxruntime.so).
+    #[arg(long, value_name = "FILE")]
+    onnxruntime: Option<PathBuf>,
+    /// Images to run on.
+    #[arg(required = true, value_name = "IMAGE")]
+    images: Vec<PathBuf>,
+}
+
+/// Runs `parkwatch-edge detect` with its parsed arguments.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let model = args.model.unwrap_or_else(default_model_path);
+    run_detect_command(&model, &args.images, args.json, args.onnxruntime.as_deref())
+}
 
 /// The model manifest used when `--model` is not given.
 pub const DEFAULT_MODEL: &str = "models/nanodet-m-320.toml";
@@ -220,4 +249,129 @@ fn print_table(
         )?;
     }
     Ok(())
+}
+
+/// Needs the real model, ONNX Runtime, the `ffmpeg` CLI and
+/// `../shared/media/vtest.avi`, like `edge/tests/real_detector.rs`.
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    use parkwatch_edge::detect::Detection;
+
+    fn repo() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    /// Extracts frame `n` (0-based) of vtest.avi to a PNG in `dir`.
+    fn vtest_frame(dir: &Path, n: u32) -> PathBuf {
+        let video = repo().join("../shared/media/vtest.avi");
+        assert!(video.is_file(), "test video {} missing", video.display());
+        let out = dir.join(format!("vtest-{n}.png"));
+        let status = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(&video)
+            .args(["-vf", &format!("select=eq(n\\,{n})"), "-frames:v", "1"])
+            .arg(&out)
+            .status()
+            .unwrap_or_else(|e| panic!("the ffmpeg CLI is needed for this test: {e}"));
+        assert!(
+            status.success() && out.is_file(),
+            "ffmpeg could not extract frame {n}"
+        );
+        out
+    }
+
+    fn check_frame_100(dets: &[Detection], w: f32, h: f32) {
+        let people: Vec<_> = dets
+            .iter()
+            .filter(|d| &*d.class == "person" && d.score >= 0.35)
+            .collect();
+        assert!(people.len() >= 5, "expected several people, got {dets:#?}");
+        // The parked van and car are at the top right of the view.
+        let vehicle = dets.iter().find(|d| {
+            let cx = (d.bbox[0] + d.bbox[2]) / 2.0;
+            let cy = (d.bbox[1] + d.bbox[3]) / 2.0;
+            matches!(&*d.class, "car" | "truck") && cx > w * 0.5 && cy < h * 0.5
+        });
+        assert!(
+            vehicle.is_some(),
+            "expected a car or truck at the top right, got {dets:#?}"
+        );
+        for d in dets {
+            let [x1, y1, x2, y2] = d.bbox;
+            assert!(
+                0.0 <= x1 && x1 < x2 && x2 <= w && 0.0 <= y1 && y1 < y2 && y2 <= h,
+                "box outside the frame: {d:?}"
+            );
+            assert!((0.35..=1.0).contains(&d.score), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn detect_command_prints_json_lines_and_reports_bad_images() {
+        let dir = tempfile::tempdir().unwrap();
+        let frame = vtest_frame(dir.path(), 100);
+        let junk = dir.path().join("junk.jpg");
+        std::fs::write(&junk, b"not an image").unwrap();
+        let model = repo().join("models/nanodet-m-320.toml");
+        let mut out = Vec::new();
+        let result =
+            super::run_detect(&model, &[frame.clone(), junk.clone()], true, None, &mut out);
+        assert_eq!(result.unwrap_err().to_string(), "1 of 2 images failed");
+        let stdout = String::from_utf8(out).unwrap();
+        let lines: Vec<serde_json::Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "one line per image: {stdout}");
+        assert_eq!(lines[0]["image"], frame.display().to_string());
+        assert_eq!(
+            (lines[0]["width"].as_u64(), lines[0]["height"].as_u64()),
+            (Some(768), Some(576))
+        );
+        let parsed: Vec<Detection> = lines[0]["detections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                let b: Vec<f32> = d["box"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap() as f32)
+                    .collect();
+                Detection {
+                    class_id: d["class_id"].as_u64().unwrap() as usize,
+                    class: d["class"].as_str().unwrap().into(),
+                    score: d["score"].as_f64().unwrap() as f32,
+                    bbox: [b[0], b[1], b[2], b[3]],
+                }
+            })
+            .collect();
+        check_frame_100(&parsed, 768.0, 576.0);
+        assert_eq!(lines[1]["image"], junk.display().to_string());
+        assert!(
+            lines[1]["error"].as_str().unwrap().contains("junk.jpg"),
+            "{}",
+            lines[1]
+        );
+
+        // The readable table names each image and lists its boxes.
+        let mut table = Vec::new();
+        super::run_detect(
+            &model,
+            std::slice::from_ref(&frame),
+            false,
+            None,
+            &mut table,
+        )
+        .unwrap();
+        let table = String::from_utf8(table).unwrap();
+        assert!(
+            table.contains(&format!("{}: 768x576", frame.display())) && table.contains("person"),
+            "{table}"
+        );
+    }
 }

@@ -41,13 +41,88 @@
 //! lists every problem with its key and line. Paths in the result are resolved
 //! against the manifest's folder.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::error::{DetectError, ManifestProblem};
+/// One problem found while validating a model manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestProblem {
+    /// Dotted TOML key, e.g. `input.width`.
+    pub key: String,
+    /// 1-based line of the value in the manifest, when known.
+    pub line: Option<usize>,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+impl fmt::Display for ManifestProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: `{}`: {}", self.key, self.message),
+            None => write!(f, "`{}`: {}", self.key, self.message),
+        }
+    }
+}
+
+/// Everything that can go wrong between a manifest on disk and the bytes
+/// and labels of a model whose sha256 matches it. Each variant names the
+/// file, and where it can the TOML key and line.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// A file (manifest, labels, weights) could not be read.
+    #[error("{what} {}: {source}", path.display())]
+    Read {
+        /// What the file is: `model manifest`, `labels file`, `model file`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The manifest is not valid TOML or does not match the schema
+    /// (unknown key, wrong type, missing key).
+    #[error("model manifest {}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    ManifestParse {
+        /// The manifest file.
+        path: PathBuf,
+        /// 1-based line, when the parser knows it.
+        line: Option<usize>,
+        /// The parser's message (it names the key).
+        message: String,
+    },
+    /// The manifest parsed but some values are unusable; every problem is listed.
+    #[error("model manifest {} is invalid:\n  {}", path.display(), problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
+    ManifestInvalid {
+        /// The manifest file.
+        path: PathBuf,
+        /// Each problem with its key and line.
+        problems: Vec<ManifestProblem>,
+    },
+    /// The labels file is unusable.
+    #[error("labels file {}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Labels {
+        /// The labels file.
+        path: PathBuf,
+        /// 1-based line, when the problem is on one line.
+        line: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
+    /// The weights on disk are not the ones the manifest describes.
+    #[error("model file {} has sha256 {actual}, the manifest expects {expected}", path.display())]
+    Sha256Mismatch {
+        /// The model file.
+        path: PathBuf,
+        /// Digest from the manifest.
+        expected: String,
+        /// Digest of the file.
+        actual: String,
+    },
+}
 
 /// Tensor layout of the model input. Only NCHW is supported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -161,8 +236,8 @@ pub struct ModelManifest {
 
 impl ModelManifest {
     /// Reads, parses and validates a manifest.
-    pub fn load(path: &Path) -> Result<Self, DetectError> {
-        let text = std::fs::read_to_string(path).map_err(|source| DetectError::Read {
+    pub fn load(path: &Path) -> Result<Self, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
             what: "model manifest",
             path: path.to_path_buf(),
             source,
@@ -172,8 +247,8 @@ impl ModelManifest {
 
     /// Parses and validates manifest text; `path` is used for messages and
     /// to resolve the relative `file` and `labels`.
-    pub fn parse(text: &str, path: &Path) -> Result<Self, DetectError> {
-        let raw: RawManifest = toml::from_str(text).map_err(|e| DetectError::ManifestParse {
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ManifestError> {
+        let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::ManifestParse {
             path: path.to_path_buf(),
             line: e.span().map(|s| line_of_offset(text, s.start)),
             message: e.message().trim().to_string(),
@@ -197,7 +272,7 @@ impl ModelManifest {
         if problems.is_empty() {
             Ok(manifest)
         } else {
-            Err(DetectError::ManifestInvalid {
+            Err(ManifestError::ManifestInvalid {
                 path: path.to_path_buf(),
                 problems,
             })
@@ -206,12 +281,12 @@ impl ModelManifest {
 
     /// Re-checks the values (a caller may have changed the public fields
     /// after loading); an error lists every problem.
-    pub fn validate(&self) -> Result<(), DetectError> {
+    pub fn validate(&self) -> Result<(), ManifestError> {
         let problems = self.problems(&|_| None);
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(DetectError::ManifestInvalid {
+            Err(ManifestError::ManifestInvalid {
                 path: self.path.clone(),
                 problems,
             })
@@ -338,19 +413,19 @@ impl ModelManifest {
     /// Reads the labels file: one class name a line, line `n` (0-based) is
     /// class `n`. Trailing whitespace is trimmed; the count must equal
     /// `output.num_classes` and no name may be empty.
-    pub fn load_labels(&self) -> Result<Vec<Arc<str>>, DetectError> {
-        let text = std::fs::read_to_string(&self.labels).map_err(|source| DetectError::Read {
+    pub fn load_labels(&self) -> Result<Vec<Arc<str>>, ManifestError> {
+        let text = std::fs::read_to_string(&self.labels).map_err(|source| ManifestError::Read {
             what: "labels file",
             path: self.labels.clone(),
             source,
         })?;
-        let labels = parse_labels(&text).map_err(|(line, message)| DetectError::Labels {
+        let labels = parse_labels(&text).map_err(|(line, message)| ManifestError::Labels {
             path: self.labels.clone(),
             line,
             message,
         })?;
         if labels.len() != self.output.num_classes {
-            return Err(DetectError::Labels {
+            return Err(ManifestError::Labels {
                 path: self.labels.clone(),
                 line: None,
                 message: format!(
@@ -365,21 +440,21 @@ impl ModelManifest {
     }
 
     /// Checks the weights file against the manifest's sha256.
-    pub fn verify_sha256(&self) -> Result<(), DetectError> {
+    pub fn verify_sha256(&self) -> Result<(), ManifestError> {
         self.read_verified_model().map(drop)
     }
 
     /// Reads the weights and checks their sha256; the bytes returned are
     /// exactly the ones that were checked.
-    pub fn read_verified_model(&self) -> Result<Vec<u8>, DetectError> {
-        let bytes = std::fs::read(&self.file).map_err(|source| DetectError::Read {
+    pub fn read_verified_model(&self) -> Result<Vec<u8>, ManifestError> {
+        let bytes = std::fs::read(&self.file).map_err(|source| ManifestError::Read {
             what: "model file",
             path: self.file.clone(),
             source,
         })?;
         let actual = sha256_hex(&bytes);
         if actual != self.sha256 {
-            return Err(DetectError::Sha256Mismatch {
+            return Err(ManifestError::Sha256Mismatch {
                 path: self.file.clone(),
                 expected: self.sha256.clone(),
                 actual,
@@ -514,7 +589,7 @@ num_classes = 80
     fn unknown_key_is_refused_with_its_name_and_line() {
         let text = GOOD.replace("reg_max = 7", "reg_max = 7\nregmax = 7");
         let err = ModelManifest::parse(&text, Path::new("m.toml")).unwrap_err();
-        let DetectError::ManifestParse { line, message, .. } = &err else {
+        let ManifestError::ManifestParse { line, message, .. } = &err else {
             panic!("{err}")
         };
         assert!(message.contains("regmax"), "{message}");
@@ -536,7 +611,7 @@ num_classes = 80
             .replace("strides = [8, 16, 32]", "strides = []")
             .replace("nms_iou = 0.5", "nms_iou = 1.5");
         let err = ModelManifest::parse(&text, Path::new("m.toml")).unwrap_err();
-        let DetectError::ManifestInvalid { problems, .. } = &err else {
+        let ManifestError::ManifestInvalid { problems, .. } = &err else {
             panic!("{err}")
         };
         let keys: Vec<_> = problems.iter().map(|p| (p.key.as_str(), p.line)).collect();

@@ -2,8 +2,9 @@
 //! 32 cameras with 20 objects each and 5 rules per camera (intrusion, dwell,
 //! crowd, line crossing, intrusion with active hours).
 //!
-//! Run: `cargo bench -p parkwatch-edge --bench rules` (needs
-//! `[[bench]] name = "rules", harness = false` in edge/Cargo.toml). Prints
+//! Run: `cargo bench -p parkwatch-edge-logic --bench rules` (needs
+//! `[[bench]] name = "rules", harness = false` in lib/edge-logic/Cargo.toml;
+//! neither FFmpeg nor ONNX Runtime). Prints
 //! nanoseconds per camera frame and per frame of all 32 cameras; no
 //! statistics framework, just a warm-up and the median of several runs.
 #![cfg_attr(test, allow(dead_code))]
@@ -12,8 +13,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use parkwatch_config::CameraConfig;
-use parkwatch_edge::rules::{RuleEngine, RuleOptions};
-use parkwatch_edge::track::{Det, Track, Tracker, TrackerConfig};
+use parkwatch_edge_logic::rules::{RuleEngine, RuleOptions};
+use parkwatch_edge_logic::track::{Det, Track, Tracker, TrackerConfig};
 
 const CAMERAS: usize = 32;
 const OBJECTS: usize = 20;
