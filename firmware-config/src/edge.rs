@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use parkwatch_protocol::{IdError, PrefixError, check_prefix, validate_config_id};
 use serde::{Deserialize, Serialize};
 
 use crate::coco::coco_class_id;
@@ -98,8 +99,8 @@ pub struct MqttConfig {
     /// relative to the config file's directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
-    /// First topic level; default `"parkwatch"`. No `+`, `#`, empty levels
-    /// or leading/trailing `/`.
+    /// First topic level; default `"parkwatch"`. At most 256 bytes; no `+`,
+    /// `#`, empty levels, leading/trailing `/` or leading `$`.
     #[serde(default = "default_topic_prefix")]
     pub topic_prefix: String,
     /// MQTT keepalive in seconds, 5..=65535; default 30.
@@ -430,34 +431,10 @@ impl RuleKind {
     }
 }
 
-/// How serious an alarm is.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// For the record.
-    Info,
-    /// Minor.
-    Minor,
-    /// Major (the default).
-    #[default]
-    Major,
-    /// Critical: life or property at risk.
-    Critical,
-}
-
-impl Severity {
-    /// The snake_case name.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Minor => "minor",
-            Severity::Major => "major",
-            Severity::Critical => "critical",
-        }
-    }
-}
+/// How serious an alarm is: the wire type, defined once in
+/// `parkwatch-protocol` (re-exported as `parkwatch_config::Severity`). A
+/// rule that names none is `major` ([`RuleConfig::severity`]).
+pub use parkwatch_protocol::Severity;
 
 /// Which crossings of a line count.
 ///
@@ -514,7 +491,7 @@ pub struct RuleConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_score: Option<f64>,
     /// `info` | `minor` | `major` | `critical`; default `major`.
-    #[serde(default)]
+    #[serde(default = "default_severity")]
     pub severity: Severity,
     /// Seconds, >= 0. Dwell: time inside the zone (required, > 0).
     /// Crowd: time the count must hold (default 0). Intrusion: time inside
@@ -756,7 +733,7 @@ pub struct ThresholdConfig {
     #[serde(default)]
     pub seconds: f64,
     /// Alarm severity; default `major`.
-    #[serde(default)]
+    #[serde(default = "default_severity")]
     pub severity: Severity,
 }
 
@@ -902,26 +879,18 @@ fn hidden_by_removal(key: &str, removed: &str) -> bool {
         && (key.ends_with(".zone") || key.ends_with(".line"))
 }
 
-/// Checks an id: `[A-Za-z0-9_.-]{1,64}`. Returns the reason when invalid.
+/// Checks an id: `[A-Za-z0-9_.-]{1,64}`, the configured-id rule
+/// [`parkwatch_protocol::validate_config_id`]. Returns the reason when invalid.
 pub fn check_id(id: &str) -> Result<(), String> {
-    if id.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if id.len() > 64 {
-        return Err(format!(
-            "is {} characters long, at most 64 allowed",
-            id.len()
-        ));
-    }
-    if let Some(c) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-    {
-        return Err(format!(
-            "contains {c:?}; only A-Z a-z 0-9 _ . - are allowed"
-        ));
-    }
-    Ok(())
+    validate_config_id(id).map_err(|e| match e {
+        IdError::Empty => "must not be empty".to_owned(),
+        IdError::TooLong { len, max } => {
+            format!("is {len} characters long, at most {max} allowed")
+        }
+        IdError::BadChar { ch, .. } => {
+            format!("contains {ch:?}; only A-Z a-z 0-9 _ . - are allowed")
+        }
+    })
 }
 
 /// Runs every semantic check on a parsed edge config; `map` gives lines.
@@ -1347,20 +1316,15 @@ fn in_unit_square(p: Point) -> bool {
     (0.0..=1.0).contains(&p[0]) && (0.0..=1.0).contains(&p[1])
 }
 
-/// Checks an MQTT topic prefix: non-empty levels, no wildcards.
+/// Checks an MQTT topic prefix against the protocol's one prefix rule
+/// ([`parkwatch_protocol::check_prefix`]): 1..=256 bytes, non-empty
+/// levels, no wildcards or NUL, no leading `$`.
 pub fn check_topic_prefix(p: &str) -> Result<(), String> {
-    if p.is_empty() {
-        return Err("must not be empty".into());
+    match check_prefix(p) {
+        Ok(()) => Ok(()),
+        Err(PrefixError::Empty) => Err("must not be empty".into()),
+        Err(e) => Err(format!("{p:?} {e}")),
     }
-    if p.contains(['+', '#', '\0']) {
-        return Err(format!("{p:?} contains an MQTT wildcard or NUL"));
-    }
-    if p.split('/').any(str::is_empty) {
-        return Err(format!(
-            "{p:?} has an empty topic level (leading, trailing or double '/')"
-        ));
-    }
-    Ok(())
 }
 
 /// Checks `host:port` (host a name, IPv4 or `[IPv6]`; port 1..=65535).
@@ -1422,6 +1386,10 @@ pub fn check_rtsp_url(url: &str) -> Result<(), String> {
 
 fn secs(s: f64) -> Duration {
     Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)
+}
+
+fn default_severity() -> Severity {
+    Severity::Major
 }
 
 fn default_true() -> bool {
