@@ -10,9 +10,7 @@
 use std::collections::{HashSet, VecDeque};
 
 use parkwatch_config::TimeWindow;
-use parkwatch_protocol::{
-    AlarmEventType, AlarmKind, DetectedObject, MAX_ALARM_ID_LEN, Severity, alarm_id,
-};
+use parkwatch_protocol::{AlarmEventType, AlarmKind, DetectedObject, Severity, alarm_id};
 
 use super::{AlarmTransition, RuleOptions};
 use crate::track::Track;
@@ -208,7 +206,8 @@ impl OpenAlarm {
 /// Issues alarm ids `{edge}.{camera}.{rule}.{started_ms}[.t{track}]`.
 ///
 /// Built with [`parkwatch_protocol::alarm_id`]: components are sanitised to
-/// the topic-safe set, and an id longer than [`MAX_ALARM_ID_LEN`] keeps its
+/// the topic-safe set, and an id longer than
+/// [`MAX_ALARM_ID_LEN`](parkwatch_protocol::MAX_ALARM_ID_LEN) keeps its
 /// first 111 chars and gets `-` and the 16 hex digits of a hash of the whole
 /// id. Should the same id come up twice
 /// (the same rule opening twice within one millisecond, which only a caller
@@ -257,7 +256,7 @@ impl IdIssuer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use parkwatch_protocol::validate_id;
+    use parkwatch_protocol::{MAX_ALARM_ID_LEN, validate_id};
 
     #[test]
     fn ids_are_topic_safe_and_bounded() {

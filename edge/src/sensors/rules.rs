@@ -14,7 +14,7 @@
 //! / [`OfflineTracker::close`]).
 
 use parkwatch_config::ThresholdConfig;
-use parkwatch_protocol::{AlarmEventType, MAX_ALARM_ID_LEN};
+use parkwatch_protocol::AlarmEventType;
 
 /// Rule id of threshold alarms.
 pub const THRESHOLD_RULE_ID: &str = "threshold";
@@ -422,7 +422,8 @@ impl OfflineTracker {
 /// [`parkwatch_protocol::alarm_id::alarm_id`].
 ///
 /// Characters outside `[A-Za-z0-9_.:-]` become `_`. An id longer than
-/// [`MAX_ALARM_ID_LEN`] keeps its first 111 chars and gets `-` and 16 hex
+/// [`MAX_ALARM_ID_LEN`](parkwatch_protocol::MAX_ALARM_ID_LEN) keeps its first
+/// 111 chars and gets `-` and 16 hex
 /// digits of a hash of the whole id, so it stays unique and stable.
 pub fn alarm_id(edge: &str, sensor: &str, rule: &str, started_ms: i64) -> String {
     parkwatch_protocol::alarm_id::alarm_id(&[edge, sensor, rule], started_ms)
@@ -431,7 +432,7 @@ pub fn alarm_id(edge: &str, sensor: &str, rule: &str, started_ms: i64) -> String
 #[cfg(test)]
 mod tests {
     use parkwatch_config::Severity;
-    use parkwatch_protocol::validate_id;
+    use parkwatch_protocol::{MAX_ALARM_ID_LEN, validate_id};
 
     use super::*;
     use AlarmEventType::{End, New, Update};
