@@ -8,6 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Every alarm kind the edge raises; the wire type, defined once in
+/// `parkwatch-protocol` (re-exported here and as `parkwatch_config::AlarmKind`).
+pub use parkwatch_protocol::AlarmKind;
+
 use crate::edge::{RuleKind, SensorKind};
 
 /// Whether a class holds components (部件, things) or events (事件).
@@ -69,52 +73,6 @@ pub struct CatalogueItem {
     /// Required. true: an alarm of this item is filed as a case at once;
     /// false: it waits for a supervisor's verification.
     pub auto_file: bool,
-}
-
-/// Every alarm kind the edge raises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlarmKind {
-    /// Rule: object inside a zone.
-    Intrusion,
-    /// Rule: object stays in a zone.
-    Dwell,
-    /// Rule: object crosses a line.
-    LineCrossing,
-    /// Rule: many objects in a zone.
-    Crowd,
-    /// A camera stopped delivering frames.
-    CameraOffline,
-    /// A sensor value crossed its threshold.
-    SensorThreshold,
-    /// A sensor stopped answering.
-    DeviceOffline,
-}
-
-impl AlarmKind {
-    /// All kinds, in the order of the `[alarm_kinds]` table.
-    pub const ALL: [AlarmKind; 7] = [
-        AlarmKind::Intrusion,
-        AlarmKind::Dwell,
-        AlarmKind::LineCrossing,
-        AlarmKind::Crowd,
-        AlarmKind::CameraOffline,
-        AlarmKind::SensorThreshold,
-        AlarmKind::DeviceOffline,
-    ];
-
-    /// The snake_case name.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            AlarmKind::Intrusion => "intrusion",
-            AlarmKind::Dwell => "dwell",
-            AlarmKind::LineCrossing => "line_crossing",
-            AlarmKind::Crowd => "crowd",
-            AlarmKind::CameraOffline => "camera_offline",
-            AlarmKind::SensorThreshold => "sensor_threshold",
-            AlarmKind::DeviceOffline => "device_offline",
-        }
-    }
 }
 
 impl From<RuleKind> for AlarmKind {

@@ -8,6 +8,10 @@
 //! - [`diag`]: [`Problem`] / [`Problems`], the one report format every
 //!   `check-config` prints (file, line, key, message), and [`load_toml`].
 //!
+//! The wire vocabulary (alarm kinds, severities, the id and topic-prefix
+//! rules) comes from `parkwatch-protocol`; [`AlarmKind`] and [`Severity`]
+//! are its types, re-exported here.
+//!
 //! Guarantee: a value returned by a `load_*` function passed every check;
 //! otherwise the error lists every problem found, not just the first.
 //! The reference for every key is `docs/configuration.md`.

@@ -588,7 +588,7 @@ fn check_catalogue(
             out.push(map.problem(format!("{key}.time_limit"), "must be > 0"));
         }
     }
-    for kind in AlarmKind::ALL {
+    for &kind in AlarmKind::ALL {
         let code = c.alarm_kinds.get(kind);
         if c.item(code).is_none() {
             out.push(map.value_problem(

@@ -279,3 +279,26 @@ fn line_direction_is_left_to_right_of_a_to_b() {
     assert!(Direction::BToA.counts(below, above));
     assert!(Direction::Both.counts(below, above));
 }
+
+#[test]
+fn a_dollar_topic_prefix_is_rejected_like_the_protocol_does() {
+    // The protocol's prefix rule (what ingest parses topics with) is the
+    // one rule: brokers reserve `$` topics, so `$park` must not pass here.
+    let text = BASE.replace(
+        "[[cameras]]",
+        "[mqtt]\ntopic_prefix = \"$park\"\n\n[[cameras]]",
+    );
+    let err = parse_edge_config(&text, Path::new("edges/edge-t.toml")).unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert_eq!(
+        err.to_string(),
+        "edges/edge-t.toml:5: mqtt.topic_prefix: \"$park\" starts with '$', which brokers reserve"
+    );
+    assert!(parkwatch_protocol::validate_prefix("$park").is_err());
+    // What both accept, both accept.
+    let ok = BASE.replace(
+        "[[cameras]]",
+        "[mqtt]\ntopic_prefix = \"acme/park$\"\n\n[[cameras]]",
+    );
+    assert_eq!(problems(&ok), Vec::new());
+}

@@ -304,7 +304,7 @@ fn loaded_site_answers_the_questions_ingest_asks() {
         assert!(!site.workers_for_grid(&unit.code).is_empty());
     }
     // Every alarm kind files as an item with an existing department.
-    for kind in AlarmKind::ALL {
+    for &kind in AlarmKind::ALL {
         let item = site
             .item_for(kind, None, None)
             .unwrap_or_else(|| panic!("{kind:?} unmapped"));

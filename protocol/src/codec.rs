@@ -27,61 +27,17 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::error::DecodeError;
+use crate::limits::{
+    MAX_JSON_BYTES, MAX_POINTS_PER_BATCH, MAX_SNAPSHOT_BYTES, MAX_TELEMETRY_BYTES,
+};
 use crate::payload::{AlarmEvent, ConfigAck, ConfigPush, DeliveryAck, EdgeStatus, TelemetryBatch};
 use crate::topic::{EdgeTopic, TopicKind};
 use crate::validate::Validate;
-
-/// Largest JSON payload accepted, in bytes.
-pub const MAX_JSON_BYTES: usize = 256 * 1024;
-/// Largest encoded telemetry batch accepted, in bytes.
-pub const MAX_TELEMETRY_BYTES: usize = 1024 * 1024;
-/// Largest snapshot JPEG accepted, in bytes.
-pub const MAX_SNAPSHOT_BYTES: usize = 4 * 1024 * 1024;
-/// Most points in one telemetry batch.
-pub const MAX_POINTS_PER_BATCH: usize = 20_000;
+use crate::vocab::SCHEMA_VERSION;
 
 /// The first bytes of every JPEG file: the SOI marker and the next marker's 0xFF.
 pub const JPEG_MAGIC: [u8; 3] = [0xFF, 0xD8, 0xFF];
-
-/// Why a payload was rejected.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum DecodeError {
-    /// Larger than the limit for its topic; nothing was parsed.
-    #[error("payload is {size} bytes, more than the {max} allowed")]
-    TooLarge {
-        /// Payload size in bytes.
-        size: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// Not parseable as the expected format and type.
-    #[error("malformed payload: {0}")]
-    Malformed(String),
-    /// Well-formed enough to read `v`, but `v` is not [`crate::SCHEMA_VERSION`].
-    #[error("unsupported schema version {0} (this build speaks version {v})", v = crate::SCHEMA_VERSION)]
-    UnsupportedVersion(u16),
-    /// Parsed, but a field breaks a validation rule.
-    #[error("invalid field {field}: {reason}")]
-    Invalid {
-        /// Path of the field, e.g. `objects[2].box`.
-        field: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-}
-
-impl DecodeError {
-    /// A short, stable label for metrics and logs: "too_large",
-    /// "malformed", "unsupported_version" or "invalid".
-    pub fn reason(&self) -> &'static str {
-        match self {
-            DecodeError::TooLarge { .. } => "too_large",
-            DecodeError::Malformed(_) => "malformed",
-            DecodeError::UnsupportedVersion(_) => "unsupported_version",
-            DecodeError::Invalid { .. } => "invalid",
-        }
-    }
-}
 
 /// Why a value could not be encoded. Cannot happen for this crate's
 /// payload types; possible for arbitrary `Serialize` types.
@@ -125,7 +81,7 @@ fn decode_json<T: DeserializeOwned + Validate>(b: &[u8]) -> Result<T, DecodeErro
     }
     let probe: VersionProbe =
         serde_json::from_slice(b).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-    if probe.v != crate::SCHEMA_VERSION {
+    if probe.v != SCHEMA_VERSION {
         return Err(DecodeError::UnsupportedVersion(probe.v));
     }
     let value: T = serde_json::from_slice(b).map_err(|e| DecodeError::Malformed(e.to_string()))?;
@@ -187,7 +143,7 @@ pub fn decode_telemetry(b: &[u8]) -> Result<TelemetryBatch, DecodeError> {
     check_size(b.len(), MAX_TELEMETRY_BYTES)?;
     let (v, _) = postcard::take_from_bytes::<u16>(b)
         .map_err(|e| DecodeError::Malformed(format!("no schema version varint: {e}")))?;
-    if v != crate::SCHEMA_VERSION {
+    if v != SCHEMA_VERSION {
         return Err(DecodeError::UnsupportedVersion(v));
     }
     // Refuse an oversized point count before allocating any point.

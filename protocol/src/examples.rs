@@ -5,12 +5,12 @@
 //! double as ready-made, valid inputs for other crates' tests. Every value
 //! returned here passes [`crate::Validate`].
 
-use crate::SCHEMA_VERSION;
 use crate::payload::{
-    AlarmEvent, AlarmEventType, AlarmKind, CameraState, CameraStatus, ConfigAck, ConfigPush,
-    DeliveryAck, DetectedObject, EdgeState, EdgeStatus, FieldValue, Location, ModelRef, Point,
-    Severity, SnapshotRef, TelemetryBatch,
+    AlarmEvent, AlarmEventType, CameraState, CameraStatus, ConfigAck, ConfigPush, DeliveryAck,
+    DetectedObject, EdgeState, EdgeStatus, FieldValue, Location, ModelRef, Point, SnapshotRef,
+    TelemetryBatch,
 };
+use crate::vocab::{AlarmKind, SCHEMA_VERSION, Severity};
 
 /// Site id used by every sample.
 pub const SITE: &str = "hx-park";

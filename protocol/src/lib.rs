@@ -3,14 +3,38 @@
 //! This crate is the one place that says what travels over MQTT between an
 //! edge box and the centre:
 //!
+//! - [`limits`]: every size and count limit (`MAX_*`).
+//! - [`vocab`]: the vocabulary both sides and the configuration share:
+//!   [`SCHEMA_VERSION`], [`AlarmKind`], [`Severity`], the id rules
+//!   ([`validate_id`], [`validate_config_id`]) and the topic-prefix rule
+//!   ([`check_prefix`]).
+//! - [`alarm_id`]: how an alarm id is built (sanitise, join, hash, fit).
+//! - [`error`]: [`DecodeError`], why a received payload was rejected.
+//! - [`payload`]: the serde types of every payload (status, alarm events,
+//!   telemetry batches, delivery acks, configuration push and ack).
+//! - [`validate`]: [`Validate`], the checks serde's types cannot express.
 //! - [`topic`]: the topic tree (`{prefix}/{site}/{edge}/...`), rendering and
 //!   strict parsing of topic names, and the subscription filters each side
 //!   uses.
-//! - [`payload`]: the serde types of every payload (status, alarm events,
-//!   telemetry batches, delivery acks, configuration push and ack).
 //! - [`codec`]: encoding and the only sanctioned way to decode untrusted
 //!   bytes: size limit, then parse, then schema-version check, then field
 //!   validation. Decoding never panics, whatever the input.
+//! - [`examples`]: one valid sample of every payload, for tests and docs.
+//!
+//! Module order: each module imports only modules listed before it, so
+//! the import graph is acyclic (`crate::` paths in doc links aside):
+//!
+//! ```text
+//! limits    (nothing)
+//! vocab     limits
+//! alarm_id  limits, vocab
+//! error     vocab
+//! payload   vocab
+//! examples  vocab, payload
+//! validate  limits, vocab, error, payload
+//! topic     limits, vocab
+//! codec     limits, vocab, error, payload, validate, topic
+//! ```
 //!
 //! Guarantees: a value returned by a `decode_*` function has the current
 //! [`SCHEMA_VERSION`], well-formed ids, finite floats and values inside the
@@ -18,22 +42,24 @@
 //! crate does no I/O and has no async runtime, so both sides and their tests
 //! can use it freely.
 
-pub mod codec;
-pub mod examples;
+pub mod limits;
+pub mod vocab;
+
+pub mod alarm_id;
+pub mod error;
 pub mod payload;
-pub mod topic;
+
+pub mod examples;
 pub mod validate;
 
+pub mod topic;
+
+pub mod codec;
+
 pub use codec::*;
+pub use error::*;
+pub use limits::*;
 pub use payload::*;
 pub use topic::*;
 pub use validate::*;
-
-/// The schema version this build writes and the only one it accepts.
-///
-/// Within a version, changes are additive only (new optional fields);
-/// receivers ignore fields they do not know. Anything else is a new version.
-pub const SCHEMA_VERSION: u16 = 1;
-
-/// The topic prefix used when the configuration names none.
-pub const DEFAULT_PREFIX: &str = "parkwatch";
+pub use vocab::*;

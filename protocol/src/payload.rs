@@ -13,22 +13,9 @@
 //! hold a NaN or a malformed id. Values that come out of [`crate::codec`]'s
 //! `decode_*` functions have passed [`crate::Validate`].
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
-/// The name of an enum value that [`FromStr`] did not recognise.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {what} {value:?} (expected one of: {expected})")]
-pub struct ParseEnumError {
-    /// Which enum was being parsed, e.g. "alarm kind".
-    pub what: &'static str,
-    /// The text that did not match.
-    pub value: String,
-    /// The accepted values, comma separated.
-    pub expected: &'static str,
-}
+use crate::vocab::{AlarmKind, SCHEMA_VERSION, Severity, str_enum_traits};
 
 // ---------------------------------------------------------------- status
 
@@ -190,122 +177,7 @@ impl AlarmEventType {
     }
 }
 
-/// What an alarm is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlarmKind {
-    /// An object of a watched class inside a forbidden zone.
-    Intrusion,
-    /// An object staying in a zone longer than allowed.
-    Dwell,
-    /// An object crossing a line in a watched direction.
-    LineCrossing,
-    /// More objects in a zone than allowed.
-    Crowd,
-    /// A camera has delivered no frames for too long.
-    CameraOffline,
-    /// A sensor reading beyond a threshold.
-    SensorThreshold,
-    /// A sensor or other device not answering.
-    DeviceOffline,
-}
-
-impl AlarmKind {
-    /// Every kind, in declaration order.
-    pub const ALL: &'static [AlarmKind] = &[
-        Self::Intrusion,
-        Self::Dwell,
-        Self::LineCrossing,
-        Self::Crowd,
-        Self::CameraOffline,
-        Self::SensorThreshold,
-        Self::DeviceOffline,
-    ];
-
-    /// The wire name, e.g. "line_crossing".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Intrusion => "intrusion",
-            Self::Dwell => "dwell",
-            Self::LineCrossing => "line_crossing",
-            Self::Crowd => "crowd",
-            Self::CameraOffline => "camera_offline",
-            Self::SensorThreshold => "sensor_threshold",
-            Self::DeviceOffline => "device_offline",
-        }
-    }
-
-    /// Whether alarms of this kind come from a camera (and name one).
-    pub fn is_camera_kind(self) -> bool {
-        matches!(
-            self,
-            Self::Intrusion | Self::Dwell | Self::LineCrossing | Self::Crowd | Self::CameraOffline
-        )
-    }
-}
-
-/// How serious an alarm is. Ordered: `Info < Minor < Major < Critical`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// Worth recording, nobody needs to act.
-    Info,
-    /// Handle in working hours.
-    Minor,
-    /// Handle soon.
-    Major,
-    /// Handle now.
-    Critical,
-}
-
-impl Severity {
-    /// Every severity, lowest first.
-    pub const ALL: &'static [Severity] = &[Self::Info, Self::Minor, Self::Major, Self::Critical];
-
-    /// The wire name, e.g. "critical".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Info => "info",
-            Self::Minor => "minor",
-            Self::Major => "major",
-            Self::Critical => "critical",
-        }
-    }
-}
-
-macro_rules! str_enum_traits {
-    ($ty:ty, $what:literal, $expected:literal) => {
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $ty {
-            type Err = ParseEnumError;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Self::ALL
-                    .iter()
-                    .copied()
-                    .find(|k| k.as_str() == s)
-                    .ok_or_else(|| ParseEnumError {
-                        what: $what,
-                        value: s.to_owned(),
-                        expected: $expected,
-                    })
-            }
-        }
-    };
-}
-
 str_enum_traits!(AlarmEventType, "alarm event type", "new, update, end");
-str_enum_traits!(
-    AlarmKind,
-    "alarm kind",
-    "intrusion, dwell, line_crossing, crowd, camera_offline, sensor_threshold, device_offline"
-);
-str_enum_traits!(Severity, "severity", "info, minor, major, critical");
 
 /// One detected object in the frame an alarm event refers to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -470,7 +342,7 @@ impl DeliveryAck {
             }
         }
         DeliveryAck {
-            v: crate::SCHEMA_VERSION,
+            v: SCHEMA_VERSION,
             edge: edge.to_owned(),
             acked,
         }
@@ -552,28 +424,10 @@ mod tests {
 
     #[test]
     fn enums_parse_their_wire_names() {
-        for k in AlarmKind::ALL {
-            assert_eq!(k.as_str().parse::<AlarmKind>(), Ok(*k));
-            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
-        }
-        for s in Severity::ALL {
-            assert_eq!(s.as_str().parse::<Severity>(), Ok(*s));
-            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
-        }
+        // AlarmKind and Severity: see `crate::vocab`'s tests.
         for e in AlarmEventType::ALL {
             assert_eq!(e.as_str().parse::<AlarmEventType>(), Ok(*e));
             assert_eq!(serde_json::to_value(e).unwrap(), e.as_str());
         }
-        let err = "LineCrossing".parse::<AlarmKind>().unwrap_err();
-        assert!(err.to_string().contains("line_crossing"), "{err}");
-        assert_eq!(AlarmKind::LineCrossing.to_string(), "line_crossing");
-    }
-
-    #[test]
-    fn severity_orders_by_urgency() {
-        assert!(Severity::Info < Severity::Minor);
-        assert!(Severity::Minor < Severity::Major);
-        assert!(Severity::Major < Severity::Critical);
-        assert_eq!(Severity::ALL.iter().max(), Some(&Severity::Critical));
     }
 }

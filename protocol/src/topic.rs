@@ -20,10 +20,8 @@
 
 use std::fmt;
 
-use crate::validate::{IdError, MAX_ALARM_ID_LEN, MAX_ID_LEN, validate_id};
-
-/// Longest accepted prefix, in bytes.
-pub const MAX_PREFIX_LEN: usize = 256;
+use crate::limits::{MAX_ALARM_ID_LEN, MAX_ID_LEN};
+use crate::vocab::{IdError, check_prefix, validate_id};
 
 /// What a topic carries; the part of the topic after `{site}/{edge}/`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -180,32 +178,15 @@ fn shorten(s: &str) -> String {
     format!("{}...", &s[..end])
 }
 
-/// Checks a topic prefix: 1..=[`MAX_PREFIX_LEN`] bytes, levels separated by
-/// `/`, no empty level, no `+`, `#` or NUL, not starting with `$`.
+/// Checks a topic prefix against the one prefix rule,
+/// [`crate::vocab::check_prefix`]: 1..=[`crate::MAX_PREFIX_LEN`] bytes,
+/// levels separated by `/`, no empty level, no `+`, `#` or NUL, not
+/// starting with `$`.
 pub fn validate_prefix(prefix: &str) -> Result<(), TopicError> {
-    let err = |reason| TopicError::InvalidPrefix {
+    check_prefix(prefix).map_err(|e| TopicError::InvalidPrefix {
         prefix: shorten(prefix),
-        reason,
-    };
-    if prefix.is_empty() {
-        return Err(err("is empty"));
-    }
-    if prefix.len() > MAX_PREFIX_LEN {
-        return Err(err("is longer than 256 bytes"));
-    }
-    if prefix.contains(['+', '#']) {
-        return Err(err("contains a wildcard ('+' or '#')"));
-    }
-    if prefix.contains('\0') {
-        return Err(err("contains a NUL character"));
-    }
-    if prefix.starts_with('$') {
-        return Err(err("starts with '$', which brokers reserve"));
-    }
-    if prefix.split('/').any(str::is_empty) {
-        return Err(err("has an empty level (leading, trailing or double '/')"));
-    }
-    Ok(())
+        reason: e.reason(),
+    })
 }
 
 fn check_id(segment: &'static str, value: &str, max: usize) -> Result<(), TopicError> {

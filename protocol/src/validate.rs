@@ -1,7 +1,7 @@
-//! Validation of ids and decoded payloads.
+//! Validation of decoded payloads.
 //!
-//! [`validate_id`] is the single definition of a well-formed id, shared by
-//! topic segments and payload fields. [`Validate`] checks everything about a
+//! Ids are checked with [`validate_id`], the single definition of a
+//! well-formed id ([`crate::vocab`]), shared with topic segments. [`Validate`] checks everything about a
 //! payload that serde's types cannot express: id syntax, finite floats,
 //! ranges, cross-field consistency. Every `decode_*` function in
 //! [`crate::codec`] runs it; an edge may run it before publishing to catch
@@ -10,73 +10,19 @@
 
 use std::collections::HashSet;
 
-use crate::codec::{DecodeError, MAX_POINTS_PER_BATCH, MAX_SNAPSHOT_BYTES};
-use crate::payload::{
-    AlarmEvent, AlarmEventType, AlarmKind, ConfigAck, ConfigPush, DeliveryAck, DetectedObject,
-    EdgeStatus, FieldValue, Location, ModelRef, Point, SnapshotRef, TelemetryBatch,
+use crate::error::DecodeError;
+use crate::limits::{
+    MAX_ALARM_ID_LEN, MAX_FIELDS_PER_POINT, MAX_ID_LEN, MAX_LABEL_LEN, MAX_POINTS_PER_BATCH,
+    MAX_SNAPSHOT_BYTES, MAX_TAGS_PER_POINT, MAX_TIMESTAMP_MS,
 };
+use crate::payload::{
+    AlarmEvent, AlarmEventType, ConfigAck, ConfigPush, DeliveryAck, DetectedObject, EdgeStatus,
+    FieldValue, Location, ModelRef, Point, SnapshotRef, TelemetryBatch,
+};
+use crate::vocab::{AlarmKind, SCHEMA_VERSION, validate_id};
 
-/// Longest site, edge, camera, sensor, zone, rule or catalogue id, in chars.
-pub const MAX_ID_LEN: usize = 64;
-/// Longest alarm id, in chars.
-pub const MAX_ALARM_ID_LEN: usize = 128;
-/// Latest accepted timestamp: 9999-12-31T23:59:59.999Z in ms since the epoch.
-pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
-/// Longest label (edge software version, object class, model name and
-/// version, unit, measurement, tag key and value, field key), in bytes.
-pub const MAX_LABEL_LEN: usize = 256;
-/// Most tags on one telemetry point.
-pub const MAX_TAGS_PER_POINT: usize = 64;
-/// Most fields on one telemetry point.
-pub const MAX_FIELDS_PER_POINT: usize = 256;
 /// The only configuration format defined in schema version 1.
 pub const CONFIG_FORMAT_TOML: &str = "toml";
-
-/// Why a string is not a well-formed id.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum IdError {
-    /// The id is the empty string.
-    #[error("is empty")]
-    Empty,
-    /// The id holds a character outside `[A-Za-z0-9_.:-]`.
-    #[error("has {ch:?} at char {index}; allowed are A-Z a-z 0-9 _ . : -")]
-    BadChar {
-        /// The offending character.
-        ch: char,
-        /// Its position, counted in chars from 0.
-        index: usize,
-    },
-    /// The id is longer than allowed.
-    #[error("is {len} chars long, more than {max}")]
-    TooLong {
-        /// Its length in chars.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-}
-
-/// Checks that `s` is 1..=`max` chars of `[A-Za-z0-9_.:-]`.
-///
-/// Such an id is safe as an MQTT topic level, a file name component, an
-/// InfluxDB tag value and a URL path segment without escaping.
-pub fn validate_id(s: &str, max: usize) -> Result<(), IdError> {
-    if s.is_empty() {
-        return Err(IdError::Empty);
-    }
-    if let Some((index, ch)) = s
-        .chars()
-        .enumerate()
-        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')))
-    {
-        return Err(IdError::BadChar { ch, index });
-    }
-    // Only ASCII is left, so bytes are chars.
-    if s.len() > max {
-        return Err(IdError::TooLong { len: s.len(), max });
-    }
-    Ok(())
-}
 
 /// Payload checks beyond what the types express.
 pub trait Validate {
@@ -163,7 +109,7 @@ fn prefixed<T>(
 }
 
 fn version(v: u16) -> Result<(), DecodeError> {
-    if v == crate::SCHEMA_VERSION {
+    if v == SCHEMA_VERSION {
         Ok(())
     } else {
         Err(DecodeError::UnsupportedVersion(v))

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use parkwatch_protocol::validate::MAX_TIMESTAMP_MS;
+use parkwatch_protocol::limits::MAX_TIMESTAMP_MS;
 use parkwatch_protocol::{
     AlarmEvent, AlarmEventType, AlarmKind, DecodeError, DeliveryAck, DetectedObject, EdgeTopic,
     FieldValue, Location, ModelRef, Point, SCHEMA_VERSION, Severity, SnapshotRef, TelemetryBatch,

@@ -152,14 +152,10 @@ impl SensorAlarm {
     }
 }
 
-/// The configuration's severity as the protocol's.
+/// The configuration's severity as the protocol's: the same type since the
+/// vocabulary is defined once in `parkwatch-protocol`.
 pub fn protocol_severity(s: parkwatch_config::Severity) -> Severity {
-    match s {
-        parkwatch_config::Severity::Info => Severity::Info,
-        parkwatch_config::Severity::Minor => Severity::Minor,
-        parkwatch_config::Severity::Major => Severity::Major,
-        parkwatch_config::Severity::Critical => Severity::Critical,
-    }
+    s
 }
 
 /// The pollers' tasks and their counters, in configuration order.

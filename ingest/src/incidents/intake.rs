@@ -52,17 +52,10 @@ pub fn correlation_key(ev: &AlarmEvent) -> String {
     }
 }
 
-/// The site catalogue's name for a protocol alarm kind.
+/// The site catalogue's name for a protocol alarm kind: the same type
+/// since the vocabulary is defined once in `parkwatch-protocol`.
 pub fn site_kind(k: AlarmKind) -> SiteAlarmKind {
-    match k {
-        AlarmKind::Intrusion => SiteAlarmKind::Intrusion,
-        AlarmKind::Dwell => SiteAlarmKind::Dwell,
-        AlarmKind::LineCrossing => SiteAlarmKind::LineCrossing,
-        AlarmKind::Crowd => SiteAlarmKind::Crowd,
-        AlarmKind::CameraOffline => SiteAlarmKind::CameraOffline,
-        AlarmKind::SensorThreshold => SiteAlarmKind::SensorThreshold,
-        AlarmKind::DeviceOffline => SiteAlarmKind::DeviceOffline,
-    }
+    k
 }
 
 /// Whether an alarm kind is an equipment fault.

@@ -14,7 +14,7 @@
 //! / [`OfflineTracker::close`]).
 
 use parkwatch_config::ThresholdConfig;
-use parkwatch_protocol::{AlarmEventType, MAX_ALARM_ID_LEN};
+use parkwatch_protocol::AlarmEventType;
 
 /// Rule id of threshold alarms.
 pub const THRESHOLD_RULE_ID: &str = "threshold";
@@ -418,43 +418,21 @@ impl OfflineTracker {
     }
 }
 
-/// The alarm id `{edge}.{sensor}.{rule}.{started_ms}`.
+/// The alarm id `{edge}.{sensor}.{rule}.{started_ms}`, built with
+/// [`parkwatch_protocol::alarm_id::alarm_id`].
 ///
 /// Characters outside `[A-Za-z0-9_.:-]` become `_`. An id longer than
-/// [`MAX_ALARM_ID_LEN`] keeps its first 111 chars and gets `-` and 16 hex
+/// [`MAX_ALARM_ID_LEN`](parkwatch_protocol::MAX_ALARM_ID_LEN) keeps its first
+/// 111 chars and gets `-` and 16 hex
 /// digits of a hash of the whole id, so it stays unique and stable.
 pub fn alarm_id(edge: &str, sensor: &str, rule: &str, started_ms: i64) -> String {
-    let mut id = String::with_capacity(edge.len() + sensor.len() + rule.len() + 24);
-    for (i, part) in [edge, sensor, rule].into_iter().enumerate() {
-        if i > 0 {
-            id.push('.');
-        }
-        id.extend(part.chars().map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-') {
-                c
-            } else {
-                '_'
-            }
-        }));
-    }
-    id.push('.');
-    id.push_str(&started_ms.to_string());
-    if id.len() <= MAX_ALARM_ID_LEN {
-        return id;
-    }
-    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    // Only ASCII is left, so byte offsets are char boundaries.
-    id.truncate(MAX_ALARM_ID_LEN - 17);
-    id.push_str(&format!("-{hash:016x}"));
-    id
+    parkwatch_protocol::alarm_id::alarm_id(&[edge, sensor, rule], started_ms)
 }
 
 #[cfg(test)]
 mod tests {
     use parkwatch_config::Severity;
-    use parkwatch_protocol::validate_id;
+    use parkwatch_protocol::{MAX_ALARM_ID_LEN, validate_id};
 
     use super::*;
     use AlarmEventType::{End, New, Update};

@@ -10,7 +10,7 @@
 use std::collections::{HashSet, VecDeque};
 
 use parkwatch_config::TimeWindow;
-use parkwatch_protocol::{AlarmEventType, AlarmKind, DetectedObject, MAX_ALARM_ID_LEN, Severity};
+use parkwatch_protocol::{AlarmEventType, AlarmKind, DetectedObject, Severity, alarm_id};
 
 use super::{AlarmTransition, RuleOptions};
 use crate::track::Track;
@@ -203,29 +203,13 @@ impl OpenAlarm {
     }
 }
 
-/// Keeps an id to `[A-Za-z0-9_.:-]`, replacing anything else with `_`.
-fn sanitise_into(out: &mut String, s: &str) {
-    out.extend(s.chars().map(|c| {
-        if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-') {
-            c
-        } else {
-            '_'
-        }
-    }));
-}
-
-/// 64-bit FNV-1a, for shortening over-long ids stably.
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
 /// Issues alarm ids `{edge}.{camera}.{rule}.{started_ms}[.t{track}]`.
 ///
-/// Components are sanitised to the topic-safe set. An id longer than
-/// [`MAX_ALARM_ID_LEN`] keeps its first 111 chars and gets `-` and the 16
-/// hex digits of a hash of the whole id. Should the same id come up twice
+/// Built with [`parkwatch_protocol::alarm_id`]: components are sanitised to
+/// the topic-safe set, and an id longer than
+/// [`MAX_ALARM_ID_LEN`](parkwatch_protocol::MAX_ALARM_ID_LEN) keeps its
+/// first 111 chars and gets `-` and the 16 hex digits of a hash of the whole
+/// id. Should the same id come up twice
 /// (the same rule opening twice within one millisecond, which only a caller
 /// repeating a timestamp can cause) the later one gets `.2`, `.3`, ...;
 /// the last [`IdIssuer::REMEMBER`] ids are remembered for this.
@@ -247,24 +231,16 @@ impl IdIssuer {
         started_ms: i64,
         track: Option<u64>,
     ) -> String {
-        let mut base = String::with_capacity(64);
-        for (i, part) in [edge, camera, rule].into_iter().enumerate() {
-            if i > 0 {
-                base.push('.');
-            }
-            sanitise_into(&mut base, part);
-        }
-        base.push('.');
-        base.push_str(&started_ms.to_string());
+        let mut base = alarm_id::compose(&[edge, camera, rule], started_ms);
         if let Some(t) = track {
             base.push_str(".t");
             base.push_str(&t.to_string());
         }
-        let mut id = fit(&base);
+        let mut id = alarm_id::fit(&base);
         let mut n = 1u32;
         while self.recent.contains(&id) {
             n = n.saturating_add(1);
-            id = fit(&format!("{base}.{n}"));
+            id = alarm_id::fit(&format!("{base}.{n}"));
         }
         self.recent.insert(id.clone());
         self.order.push_back(id.clone());
@@ -277,19 +253,10 @@ impl IdIssuer {
     }
 }
 
-/// Shortens an over-long (ASCII) id stably.
-fn fit(id: &str) -> String {
-    if id.len() <= MAX_ALARM_ID_LEN {
-        return id.to_owned();
-    }
-    let keep = MAX_ALARM_ID_LEN - 17;
-    format!("{}-{:016x}", &id[..keep], fnv1a(id))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use parkwatch_protocol::validate_id;
+    use parkwatch_protocol::{MAX_ALARM_ID_LEN, validate_id};
 
     #[test]
     fn ids_are_topic_safe_and_bounded() {

@@ -311,13 +311,9 @@ pub struct RuleEngine {
     ids: IdIssuer,
 }
 
+/// The same type since the vocabulary is defined once in `parkwatch-protocol`.
 fn to_severity(s: parkwatch_config::Severity) -> Severity {
-    match s {
-        parkwatch_config::Severity::Info => Severity::Info,
-        parkwatch_config::Severity::Minor => Severity::Minor,
-        parkwatch_config::Severity::Major => Severity::Major,
-        parkwatch_config::Severity::Critical => Severity::Critical,
-    }
+    s
 }
 
 /// Seconds (finite, >= 0, checked) to ms, saturating far in the future.
