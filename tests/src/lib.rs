@@ -1,6 +1,6 @@
 //! The end-to-end test harness: real processes and real servers.
 //!
-//! The tests in `tests/tests/*.rs` start the workspace's own binaries and
+//! The tests in `tests/e2e/` (one test binary, `e2e`) start the workspace's own binaries and
 //! the servers they talk to (GStreamer's RTSP server playing real video,
 //! VictoriaMetrics) as child processes, drive them over their real
 //! protocols and check what a user would see. This library gives them:
@@ -8,6 +8,7 @@
 //! * paths: [`repo_root`], [`shared_dir`], [`media`], [`model_manifest`],
 //!   [`bin`], each failing with a message that says how to fix it (usually:
 //!   run `deploy/setup.sh`, or build the binaries);
+//! * [`now_ms`], the wall clock in the unit of parkwatch's timestamps;
 //! * [`free_port`] for servers that must listen on a known port;
 //! * [`ChildGuard`]: a process with its output in a log file, killed with its
 //!   whole process group when dropped, whose log tail is printed when the
@@ -159,6 +160,14 @@ pub fn free_port() -> u16 {
         }
     }
     panic!("no free TCP port found in 100 tries")
+}
+
+/// Milliseconds since the Unix epoch by the system clock (0 before 1970),
+/// the unit of every timestamp in parkwatch's payloads and time series.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Calls `f` every `poll` until it returns `Some`, and returns the value.

@@ -2,7 +2,7 @@
 //! time-series database of the tests: it accepts the InfluxDB v2 write API.
 //!
 //! How InfluxDB line protocol lands in VictoriaMetrics (checked by
-//! `tests/tests/harness.rs`):
+//! `tests/e2e/harness.rs`):
 //! * `/api/v2/write` takes line protocol; `org`, `bucket` and the token are
 //!   ignored (no `db` label is added); `precision` (`ns`, `us`, `ms`, `s`)
 //!   is honoured; the answer is `204 No Content`.

@@ -13,8 +13,6 @@
 //!   what is doubled.
 //! * [`metric`] / [`health`]: ingest's `/metrics` and `/healthz`.
 
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,7 +23,7 @@ use parkwatch_protocol::{
     FieldValue, Point, SCHEMA_VERSION, TelemetryBatch, decode_ack, encode_telemetry,
 };
 use parkwatch_tests::stack::{Ingest, SITE};
-use parkwatch_tests::{VictoriaMetrics, wait_for};
+use parkwatch_tests::{VictoriaMetrics, now_ms, wait_for};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 
@@ -64,10 +62,7 @@ impl LoadSpec {
 
 /// A fixed timestamp base an hour ago, so points are never in the future.
 pub fn t0() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now = now_ms();
     now - 3_600_000 - now % 1000
 }
 
@@ -115,11 +110,6 @@ impl LoadEdge {
 
     fn with<T>(&self, f: impl FnOnce(&State) -> T) -> T {
         f(&self.state.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Batches created so far.
-    pub fn produced(&self) -> u64 {
-        self.with(|s| s.produced)
     }
 
     /// Batches acknowledged by ingest so far.
@@ -376,13 +366,4 @@ pub fn metric_in(text: &str, name_and_labels: &str) -> f64 {
 pub fn health(ingest: &Ingest) -> (u16, Value) {
     let (status, body) = ingest.get("/healthz");
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
-}
-
-/// p-th percentile (0..=100) of sorted values.
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
 }

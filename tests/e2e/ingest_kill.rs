@@ -13,13 +13,12 @@
 //! `-dedup.minScrapeInterval=1ms`, which docs/timeseries.md requires in
 //! production and which this test therefore uses.
 
-mod ingest_support;
-
 use std::time::Duration;
 
-use ingest_support::{LoadEdge, LoadSpec, check_exactly_once, metric, t0};
 use parkwatch_tests::stack::{EdgeSpec, Ingest, edge_config, start_edge};
 use parkwatch_tests::{ChildGuard, VictoriaMetrics, wait_for};
+
+use crate::ingest_support::{LoadEdge, LoadSpec, check_exactly_once, metric, t0};
 
 const INTERVAL_S: f64 = 0.5;
 

@@ -6,11 +6,8 @@
 //! * two ingest instances sharing one subscription (`$share/...`) split
 //!   the traffic and store every message exactly once.
 
-mod ingest_support;
-
 use std::time::Duration;
 
-use ingest_support::{LoadEdge, LoadSpec, check_exactly_once, metric, t0};
 use parkwatch_protocol::{
     EdgeState, EdgeStatus, FieldValue, Point, SCHEMA_VERSION, TelemetryBatch, encode_json,
     encode_telemetry,
@@ -18,6 +15,8 @@ use parkwatch_protocol::{
 use parkwatch_tests::stack::{ExternalBroker, Ingest, IngestOptions, Mosquitto, SITE};
 use parkwatch_tests::{VictoriaMetrics, wait_for};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+use crate::ingest_support::{LoadEdge, LoadSpec, check_exactly_once, metric, metric_in, t0};
 
 const INGEST: (&str, &str) = ("parkwatch-ingest", "pw-ingest");
 
@@ -146,7 +145,7 @@ fn mosquitto_acl_keeps_each_edge_in_its_own_branch() {
         "nothing of the forger even reached ingest:\n{text}"
     );
     assert_eq!(
-        ingest_support::metric_in(&text, "parkwatch_ingest_messages_total{kind=\"status\"}"),
+        metric_in(&text, "parkwatch_ingest_messages_total{kind=\"status\"}"),
         0.0,
         "the forged status never reached ingest"
     );

@@ -5,19 +5,18 @@
 //! deadletters`), the valid traffic is stored exactly once and acknowledged
 //! promptly, and ingest stays healthy.
 
-mod ingest_support;
-
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ingest_support::{LoadEdge, LoadSpec, check_exactly_once, health, metric_in, percentile, t0};
 use parkwatch_protocol::{FieldValue, Point, SCHEMA_VERSION, TelemetryBatch, encode_telemetry};
 use parkwatch_tests::stack::{Ingest, SITE};
 use parkwatch_tests::{VictoriaMetrics, bin, wait_for};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
+
+use crate::ingest_support::{LoadEdge, LoadSpec, check_exactly_once, health, metric_in, t0};
 
 const ROUNDS: usize = 2000;
 /// One round in this many also sends the two oversized payloads.
@@ -125,6 +124,15 @@ async fn flood(port: u16, rounds: std::ops::Range<usize>) -> usize {
     }
     poller.abort();
     total
+}
+
+/// p-th percentile (0..=100) of sorted values.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
 }
 
 #[test]

@@ -6,13 +6,14 @@
 //! (VictoriaMetrics runs without `-dedup.minScrapeInterval`, so a doubled
 //! point would show).
 
-mod ingest_support;
-
 use std::time::{Duration, Instant};
 
-use ingest_support::{LoadEdge, LoadSpec, check_exactly_once, health, metric, t0};
 use parkwatch_tests::stack::{Ingest, IngestOptions};
 use parkwatch_tests::{VictoriaMetrics, wait_for};
+
+use crate::ingest_support::{
+    LoadEdge, LoadSpec, check_exactly_once, health, metric, metric_in, t0,
+};
 
 const EDGES: [(&str, &str); 3] = [
     ("load-1", "pw-load-1"),
@@ -80,11 +81,11 @@ fn victoriametrics_down_for_60s_under_load_every_point_once() {
     );
     let text = ingest.metrics();
     assert!(
-        ingest_support::metric_in(&text, "parkwatch_ingest_spool_bytes") > 0.0,
+        metric_in(&text, "parkwatch_ingest_spool_bytes") > 0.0,
         "spool depth in /metrics"
     );
     assert!(
-        ingest_support::metric_in(
+        metric_in(
             &text,
             "parkwatch_ingest_write_errors_total{class=\"connect\"}"
         ) > 0.0
@@ -116,8 +117,8 @@ fn victoriametrics_down_for_60s_under_load_every_point_once() {
         );
     }
     let text = ingest.metrics();
-    let spooled = ingest_support::metric_in(&text, "parkwatch_ingest_spooled_batches_total");
-    let drained = ingest_support::metric_in(&text, "parkwatch_ingest_spool_drained_batches_total");
+    let spooled = metric_in(&text, "parkwatch_ingest_spooled_batches_total");
+    let drained = metric_in(&text, "parkwatch_ingest_spool_drained_batches_total");
     println!("spooled {spooled} batches, drained {drained}");
     assert!(
         spooled > 3000.0,

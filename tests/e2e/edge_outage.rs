@@ -19,13 +19,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use parkwatch_tests::scene::walkway_intrusion;
 use parkwatch_tests::stack::{
     EdgeSpec, Ingest, ModbusSim, VIEWER_TOKEN, edge_config, http_get_bearer, start_edge,
 };
-use parkwatch_tests::{RtspServer, VictoriaMetrics, media, wait_for};
+use parkwatch_tests::{RtspServer, VictoriaMetrics, media, now_ms, wait_for};
 use serde_json::Value;
 
 const EDGE: &str = "outage-edge";
@@ -33,12 +33,6 @@ const INTERVAL_MS: i64 = 1000;
 const OUTAGE: Duration = Duration::from_secs(60);
 /// The gas reading swings over and under its threshold this often.
 const SWING: Duration = Duration::from_secs(3);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// `(timestamp ms, value)` of every stored sample of the camera's
 /// frames-received counter, sorted by time (duplicates kept).

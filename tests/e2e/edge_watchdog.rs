@@ -11,17 +11,11 @@ use parkwatch_tests::stack::{
     AlarmTap, EdgeSpec, Ingest, MqttTap, camera_state, edge_config, edge_status, start_edge,
     status_topic,
 };
-use parkwatch_tests::{RtspServer, VictoriaMetrics, media, wait_for};
+use parkwatch_tests::{RtspServer, VictoriaMetrics, media, now_ms, wait_for};
 use serde_json::Value;
 
 const EDGE: &str = "watchdog-edge";
 const STALE_AFTER: Duration = Duration::from_secs(5);
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 #[test]
 fn a_frozen_stream_goes_stale_and_raises_camera_offline() {
