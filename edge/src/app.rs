@@ -30,7 +30,6 @@ use tracing::{error, info, warn};
 use crate::analytics::live::{AnalyticsTask, DetectSink, EvidenceStore, LiveCamera, OutboxSink};
 use crate::analytics::{AlarmSink as _, CameraAnalytics, Emitter};
 use crate::camera::CameraStats;
-use crate::clock::now_ms;
 use crate::decode::{FrameSink, NullSink, spawn_decoder};
 use crate::detect::{DetectResult, DetectorPool, OrtDetectorOptions, PoolConfig};
 use crate::health::HealthSampler;
@@ -41,6 +40,7 @@ use crate::source::StreamEvent;
 use crate::source::{SourceSpec, run_source};
 use crate::telemetry::{PointBuffer, camera_points};
 use crate::uplink::{UplinkSpec, run_uplink};
+use parkwatch_durable::clock::now_ms;
 
 /// Compressed frames buffered between a source and its decoder.
 const DECODE_QUEUE: usize = 16;

@@ -8,16 +8,14 @@
 //! to the centre through a durable on-disk [`outbox`] and an MQTT
 //! [`uplink`] that forgets a record only when ingest confirms it stored it.
 //!
-//! The pure parts (tracking, rules, outbox) hold no FFmpeg, ONNX Runtime or
-//! MQTT types, so they are tested without any of them. Tracking, rules,
-//! sensor rules, the motion gate, letterbox geometry and model manifests
-//! live in the `parkwatch-edge-logic` crate, which cannot link them.
+//! The pure parts live in crates that cannot link FFmpeg, ONNX Runtime or
+//! MQTT: tracking, rules, sensor rules, the motion gate, letterbox geometry
+//! and model manifests in `parkwatch-edge-logic`; the segment log, atomic
+//! file replacement, backoff and the clock in `parkwatch-durable`.
 
 pub mod analytics;
 pub mod app;
-pub mod backoff;
 pub mod camera;
-pub mod clock;
 pub mod decode;
 pub mod detect;
 pub mod health;

@@ -39,9 +39,9 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 use url::Url;
 
-use crate::backoff::Backoff;
 use crate::camera::{CameraStats, EncodedFrame, VideoCodec};
-use crate::clock::now_ms;
+use parkwatch_durable::backoff::Backoff;
+use parkwatch_durable::clock::now_ms;
 
 /// What a source tells its decode thread.
 #[derive(Debug)]

@@ -56,9 +56,9 @@ use rustls::pki_types::pem::PemObject as _;
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::{debug, error, info, warn};
 
-use crate::backoff::Backoff;
 use crate::metrics::EdgeMetrics;
 use crate::outbox::Outbox;
+use parkwatch_durable::backoff::Backoff;
 
 /// Publishes in flight (sent, no PubAck yet) before the uplink waits.
 const PUBLISH_WINDOW: usize = 128;

@@ -165,7 +165,7 @@ async fn next_alarm(rx: &mut mpsc::Receiver<SensorAlarm>, within: Duration) -> S
 }
 
 fn now_ms() -> i64 {
-    parkwatch_edge::clock::now_ms()
+    parkwatch_durable::clock::now_ms()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

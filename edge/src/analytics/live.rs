@@ -248,7 +248,7 @@ impl AnalyticsTask {
                 _ = shutdown.changed() => break,
             }
         }
-        let now = crate::clock::now_ms();
+        let now = parkwatch_durable::clock::now_ms();
         let ids: Vec<Arc<str>> = self.cameras.keys().cloned().collect();
         for id in ids {
             if let Some(cam) = self.cameras.get_mut(&id) {
@@ -265,7 +265,7 @@ impl AnalyticsTask {
         let (ts_ms, evidence) = self
             .evidence
             .take(&r.camera, r.seq)
-            .unwrap_or_else(|| (crate::clock::now_ms(), None));
+            .unwrap_or_else(|| (parkwatch_durable::clock::now_ms(), None));
         let Some(cam) = self.cameras.get_mut(&r.camera) else {
             return;
         };
@@ -314,7 +314,9 @@ impl AnalyticsTask {
             let config = cam.analytics.camera().clone();
             match cam.emitter.emit(t, evidence, &config, &mut sink) {
                 Ok(ev) => {
-                    let latency_ms = crate::clock::now_ms().saturating_sub(ev.event_at_ms).max(0);
+                    let latency_ms = parkwatch_durable::clock::now_ms()
+                        .saturating_sub(ev.event_at_ms)
+                        .max(0);
                     if ev.event == AlarmEventType::New {
                         CameraStats::bump(&cam.stats.alarms_raised);
                         self.metrics.alarm_latency_ms.observe(latency_ms as u64);

@@ -19,7 +19,7 @@
 //!
 //! **Reconnects.** A connect failure, a timeout, a broken connection or an
 //! answer out of step drops the connection; the next connect waits out a
-//! jittered exponential [`Backoff`](crate::backoff::Backoff) from
+//! jittered exponential [`Backoff`](parkwatch_durable::backoff::Backoff) from
 //! `min(0.5 s, poll_secs)` doubling to `offline_after_secs / 2` (at most
 //! 30 s, [`reconnect_backoff`]); poll cycles inside the backoff make no
 //! attempt and are reported as offline. The first good reading resets it. A
@@ -65,7 +65,7 @@
 //! [`poller::SHUTDOWN_SEND_TIMEOUT`]. Points go to the shared
 //! [`PointBuffer`], which is bounded and drops its oldest points.
 //!
-//! **Clock.** Timestamps are wall-clock ms ([`crate::clock::now_ms`]). The
+//! **Clock.** Timestamps are wall-clock ms ([`parkwatch_durable::clock::now_ms`]). The
 //! rules treat time going backwards as no time passing, so event times
 //! stay ordered; a forward jump can shorten a hold or an offline window.
 
@@ -209,7 +209,7 @@ pub fn spawn_sensors_with_stats(
             alarms.clone(),
             shutdown.clone(),
             stats.clone(),
-            crate::clock::now_ms,
+            parkwatch_durable::clock::now_ms,
         );
         out.handles.push(tokio::spawn(poller.run()));
         out.stats.push(stats);

@@ -21,8 +21,8 @@ use super::decode::{DecodeError, Reading, decode};
 use super::modbus::{Connector, ReadFailure, RegisterReader};
 use super::stats::SensorStats;
 use super::{SensorAlarm, protocol_severity};
-use crate::backoff::Backoff;
 use crate::telemetry::{PointBuffer, point};
+use parkwatch_durable::backoff::Backoff;
 
 /// Longest wait for one connect or one request.
 pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
@@ -721,7 +721,7 @@ mod tests {
             tx,
             shutdown,
             stats.clone(),
-            crate::clock::now_ms,
+            parkwatch_durable::clock::now_ms,
         );
         let task = tokio::spawn(p.run());
         Rig {
