@@ -233,6 +233,27 @@ mod tests {
 
     type Published = Vec<(String, Vec<u8>)>;
 
+    /// Starts an acker publishing through `publisher` every 200 ms; returns
+    /// its input, its task and its metrics.
+    fn spawn_acker<P: AckPublisher + Send + Sync + 'static>(
+        publisher: P,
+    ) -> (
+        mpsc::Sender<AckEntry>,
+        tokio::task::JoinHandle<()>,
+        Arc<Metrics>,
+    ) {
+        let (tx, rx) = mpsc::channel(16);
+        let metrics = Arc::new(Metrics::default());
+        let task = tokio::spawn(run_acker(
+            rx,
+            publisher,
+            "pw".into(),
+            Duration::from_millis(200),
+            metrics.clone(),
+        ));
+        (tx, task, metrics)
+    }
+
     #[derive(Clone, Default)]
     struct Recorder(Arc<Mutex<Published>>);
 
@@ -247,16 +268,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn acker_publishes_at_most_once_per_interval_and_on_close() {
-        let (tx, rx) = mpsc::channel(16);
         let rec = Recorder::default();
-        let metrics = Arc::new(Metrics::default());
-        let task = tokio::spawn(run_acker(
-            rx,
-            rec.clone(),
-            "pw".into(),
-            Duration::from_millis(200),
-            metrics.clone(),
-        ));
+        let (tx, task, metrics) = spawn_acker(rec.clone());
         // Let the first (immediate) tick pass.
         tokio::time::sleep(Duration::from_millis(1)).await;
         for seq in 1..=3 {
@@ -299,19 +312,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_ack_that_cannot_be_handed_over_is_offered_again() {
-        let (tx, rx) = mpsc::channel(16);
         let flaky = Flaky {
             fail: Arc::new(Mutex::new(2)),
             ..Flaky::default()
         };
-        let metrics = Arc::new(Metrics::default());
-        let task = tokio::spawn(run_acker(
-            rx,
-            flaky.clone(),
-            "pw".into(),
-            Duration::from_millis(200),
-            metrics.clone(),
-        ));
+        let (tx, task, metrics) = spawn_acker(flaky.clone());
         tokio::time::sleep(Duration::from_millis(1)).await;
         for seq in [1, 2, 5] {
             let _ = tx.send(entry("s1", "e1", seq)).await;
@@ -328,16 +333,8 @@ mod tests {
 
     #[tokio::test]
     async fn ack_lag_is_measured_from_arrival_per_edge() {
-        let (tx, rx) = mpsc::channel(16);
         let rec = Recorder::default();
-        let metrics = Arc::new(Metrics::default());
-        let task = tokio::spawn(run_acker(
-            rx,
-            rec.clone(),
-            "pw".into(),
-            Duration::from_millis(200),
-            metrics.clone(),
-        ));
+        let (tx, task, metrics) = spawn_acker(rec.clone());
         let arrived = std::time::Instant::now() - Duration::from_millis(250);
         for seq in 1..=2 {
             let mut e = entry("s1", "e1", seq);

@@ -76,26 +76,3 @@ pub(super) async fn wait_true(rx: &mut watch::Receiver<bool>) {
         std::future::pending::<()>().await;
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[test]
-    fn backoff_grows_caps_and_jitters() {
-        let b = match Backoff::try_new(Duration::from_millis(100), Duration::from_secs(2)) {
-            Ok(b) => b,
-            Err(e) => panic!("{e}"),
-        };
-        assert_eq!(b.delay(0, 1.0), Duration::from_millis(100));
-        assert_eq!(b.delay(0, 0.0), Duration::from_millis(50));
-        assert_eq!(b.delay(3, 1.0), Duration::from_millis(800));
-        assert_eq!(b.delay(10, 1.0), Duration::from_secs(2));
-        assert_eq!(b.delay(u32::MAX, 1.0), Duration::from_secs(2));
-        assert_eq!(b.delay(u32::MAX, 0.0), Duration::from_secs(1));
-        assert!(Backoff::try_new(Duration::ZERO, Duration::from_secs(1)).is_err());
-        assert!(Backoff::try_new(Duration::from_secs(2), Duration::from_secs(1)).is_err());
-    }
-}
