@@ -47,7 +47,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -112,25 +112,7 @@ impl DeadLetterConfig {
     }
 }
 
-/// One dead letter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeadLetter {
-    /// When it was rejected, ms since the Unix epoch.
-    pub at_ms: i64,
-    /// The MQTT topic (cut to [`MAX_TOPIC`] bytes).
-    pub topic: String,
-    /// The reason label, as in `parkwatch_ingest_rejected_total{reason}`
-    /// (or `refused` for a batch the database refused).
-    pub reason: String,
-    /// What exactly was wrong (cut to [`MAX_ERROR`] bytes).
-    pub error: String,
-    /// The payload's full size in bytes.
-    pub size: usize,
-    /// The first `payload_bytes` bytes of the payload, lowercase hex.
-    pub payload_hex: String,
-    /// Whether the payload was longer than what `payload_hex` holds.
-    pub truncated: bool,
-}
+pub use parkwatch_incidents::wire::{DeadLetter, ListResponse};
 
 /// Why the store could not start.
 #[derive(Debug, thiserror::Error)]
@@ -258,15 +240,6 @@ pub struct ListQuery {
     pub limit: Option<usize>,
 }
 
-/// The answer of `GET /deadletters`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ListResponse {
-    /// Entries returned.
-    pub count: usize,
-    /// The entries, newest first.
-    pub items: Vec<DeadLetter>,
-}
-
 async fn list_handler(State(store): State<DeadLetters>, Query(q): Query<ListQuery>) -> Response {
     let limit = q.limit.unwrap_or(50);
     let result = tokio::task::spawn_blocking(move || store.list(limit)).await;
@@ -292,27 +265,7 @@ fn cut(s: &str, max: usize) -> String {
     s[..end].to_owned()
 }
 
-/// Lowercase hex of `b`.
-pub fn hex(b: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
-    for &x in b {
-        s.push(char::from(DIGITS[usize::from(x >> 4)]));
-        s.push(char::from(DIGITS[usize::from(x & 15)]));
-    }
-    s
-}
-
-/// The bytes of a hex string (`None` if it is not hex).
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
+pub use parkwatch_incidents::hash::{hex, unhex};
 
 fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> DeadLetterError + 'a {
     move |source| DeadLetterError::Io {

@@ -14,6 +14,8 @@
 //! - [`edges`]: the latest status of each edge.
 //! - [`metrics`] and [`http`]: `/metrics` and `/healthz`.
 //! - [`app`]: wiring and the one shutdown path.
+//! - [`api`]: the `/api/v1` HTTP layer over the incident service of
+//!   `parkwatch-incidents` (re-exported as [`incidents`]).
 //!
 //! End-to-end guarantee: a telemetry batch is acknowledged to its edge
 //! (delivery ack) only after the time-series database stored it (or
@@ -25,14 +27,12 @@ pub mod acks;
 pub mod api;
 pub mod app;
 pub mod broker;
-pub mod cli;
 pub mod config;
 pub mod consumer;
 pub mod deadletter;
 pub mod dedup;
 pub mod edges;
 pub mod http;
-pub mod incidents;
 pub mod metrics;
 pub mod points;
 pub mod ratelimit;
@@ -41,6 +41,9 @@ pub mod spool;
 pub mod writer;
 
 pub use config::{IngestConfig, LoadedConfig};
+/// The incident domain (its own crate, `lib/incidents`), under the path
+/// ingest's modules have always used for it.
+pub use parkwatch_incidents as incidents;
 
 /// Formats problems one per line as `file:line: key: message`.
 pub fn format_problems(problems: &parkwatch_config::Problems) -> String {

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use incidents_support::*;
+use parkwatch_incidents::sse::SseParser;
 use parkwatch_ingest::IngestConfig;
 use parkwatch_ingest::api::auth::hash_token;
-use parkwatch_ingest::cli::tail::SseParser;
 use parkwatch_protocol::{EdgeTopic, SnapshotRef, TopicKind, decode_ack, encode_json};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
@@ -202,12 +202,12 @@ async fn alarms_to_incidents(r: &mut Running, n: usize, pace: Duration) -> Vec<f
     let sent: std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>> = Default::default();
     let sent2 = sent.clone();
     let snap = jpeg("mqtt snapshot");
-    let snap_sha = parkwatch_ingest::incidents::blobs::sha256_hex(&snap);
+    let snap_sha = parkwatch_incidents::blobs::sha256_hex(&snap);
     let publishing = tokio::spawn(async move {
         for i in 0..n {
             let id = format!("mq-{run_id}-{i}");
             let mut a = parking_alarm(&id, 2 * i as u64 + 1, &format!("z-{run_id}-{i}"));
-            a.started_at_ms = parkwatch_ingest::incidents::clock::system_now_ms();
+            a.started_at_ms = parkwatch_durable::clock::now_ms();
             a.event_at_ms = a.started_at_ms;
             if i == 0 {
                 a.snapshot = Some(SnapshotRef {
@@ -284,7 +284,7 @@ async fn alarms_to_incidents(r: &mut Running, n: usize, pace: Duration) -> Vec<f
                     for seq in want.iter().copied().filter(|s| s % 2 == 1) {
                         let i = (seq - 1) / 2;
                         let mut a = parking_alarm(&format!("mq-{run_id}-{i}"), seq, &format!("z-{run_id}-{i}"));
-                        a.started_at_ms = parkwatch_ingest::incidents::clock::system_now_ms();
+                        a.started_at_ms = parkwatch_durable::clock::now_ms();
                         a.event_at_ms = a.started_at_ms;
                         let _ = resender.try_publish(alarms_topic2.clone(), QoS::AtLeastOnce, false, encode_json(&a));
                     }

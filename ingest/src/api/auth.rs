@@ -36,8 +36,9 @@ use axum::http::request::Parts;
 use serde::Deserialize;
 
 use super::error::ApiError;
-use crate::incidents::blobs::{hex, is_sha256, sha256_hex};
-use crate::incidents::model::{Principal, Role};
+use parkwatch_incidents::hash::is_sha256;
+use parkwatch_incidents::model::{Principal, Role};
+pub use parkwatch_incidents::token::{hash_token, new_token};
 
 /// `[api]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -186,17 +187,6 @@ impl Tokens {
             .cloned()
             .ok_or_else(|| ApiError::unauthorized("unknown token"))
     }
-}
-
-/// SHA-256 hex of a token, as configured.
-pub fn hash_token(token: &str) -> String {
-    sha256_hex(token.as_bytes())
-}
-
-/// A new random token: `pw_` and 64 hex digits (32 random bytes).
-pub fn new_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    format!("pw_{}", hex(&bytes))
 }
 
 /// The authenticated caller of a request.

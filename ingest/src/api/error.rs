@@ -17,34 +17,11 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use tracing::error;
-use utoipa::ToSchema;
 
-use crate::incidents::IncidentError;
-use crate::incidents::service::FieldError;
-use crate::incidents::workflow::StepError;
-
-/// The error body.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorDetail,
-}
-
-/// What went wrong.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// The HTTP status.
-    pub status: u16,
-    /// Stable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `method_not_allowed`, `conflict`, `payload_too_large`, `invalid`, `internal`.
-    pub code: String,
-    /// For people.
-    pub message: String,
-    /// Every bad field (400 and 422), else empty.
-    pub fields: Vec<FieldError>,
-}
+use parkwatch_incidents::IncidentError;
+pub use parkwatch_incidents::wire::{ErrorBody, ErrorDetail, FieldError};
+use parkwatch_incidents::workflow::StepError;
 
 /// An API error, rendered as [`ErrorBody`].
 #[derive(Debug, Clone, PartialEq)]
@@ -166,11 +143,11 @@ impl From<IncidentError> for ApiError {
             IncidentError::Forbidden(m) => ApiError::forbidden(m),
             IncidentError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             IncidentError::Invalid(fields) => ApiError::invalid(fields),
-            IncidentError::Blob(b @ crate::incidents::blobs::BlobError::NotAnImage(_))
-            | IncidentError::Blob(b @ crate::incidents::blobs::BlobError::Size(_)) => {
+            IncidentError::Blob(b @ parkwatch_incidents::blobs::BlobError::NotAnImage(_))
+            | IncidentError::Blob(b @ parkwatch_incidents::blobs::BlobError::Size(_)) => {
                 ApiError::invalid(vec![FieldError::new("body", b.to_string())])
             }
-            IncidentError::Blob(b @ crate::incidents::blobs::BlobError::BadName(_)) => {
+            IncidentError::Blob(b @ parkwatch_incidents::blobs::BlobError::BadName(_)) => {
                 ApiError::bad_request(vec![FieldError::new("sha256", b.to_string())])
             }
             other => ApiError::internal(&other),

@@ -9,19 +9,18 @@ use axum::Json;
 use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::ApiState;
 use super::auth::Auth;
 use super::error::{ApiError, ErrorBody};
 use super::input::{JsonBody, Obj, Params, PathId, PathText, read_body};
-use crate::incidents::model::{
+use parkwatch_incidents::model::{
     Action, AlarmDetail, AlarmRecord, Incident, IncidentDetail, Page, Principal, Role, Source,
     Status,
 };
-use crate::incidents::service::{AlarmFilter, IncidentFilter, NewReport, StepRequest};
-use crate::incidents::stats::{GRID_LEVELS, Stats};
+use parkwatch_incidents::service::{AlarmFilter, IncidentFilter, NewReport, StepRequest};
+use parkwatch_incidents::stats::{GRID_LEVELS, Stats};
+pub use parkwatch_incidents::wire::{ActionRequest, BlobInfo, LocationInput, ReportRequest};
 
 /// Default and largest page size.
 pub const DEFAULT_LIMIT: i64 = 50;
@@ -35,82 +34,6 @@ const ALL_ROLES_BUT_VIEWER: &[Role] = &[
     Role::Worker,
     Role::Reporter,
 ];
-
-/// A report from any channel (`POST /api/v1/incidents`).
-#[derive(Debug, Clone, ToSchema)]
-#[allow(dead_code)]
-pub struct ReportRequest {
-    /// The channel: `hotline_12345`, `grid_worker`, `wechat`, `web_portal`,
-    /// `sms`, `snap_report`, `video` or `sensor`.
-    source: Source,
-    /// Catalogue item code, e.g. `"0101"` (see `GET /api/v1/catalogue`).
-    #[schema(min_length = 1, max_length = 16)]
-    item: String,
-    /// Where it is (WGS 84).
-    location: LocationInput,
-    /// Summary; default the item's name.
-    #[schema(max_length = 200)]
-    title: Option<String>,
-    /// What the reporter said.
-    #[schema(max_length = 4000)]
-    description: Option<String>,
-    /// Address as told.
-    #[schema(max_length = 500)]
-    address: Option<String>,
-    /// sha256 of photos uploaded with `POST /api/v1/blobs`.
-    #[schema(max_items = 20)]
-    photos: Option<Vec<String>>,
-    /// Reporter's name.
-    #[schema(max_length = 100)]
-    reporter: Option<String>,
-    /// Reporter's phone or account.
-    #[schema(max_length = 100)]
-    reporter_contact: Option<String>,
-}
-
-/// A WGS 84 position in a request.
-#[derive(Debug, Clone, ToSchema)]
-#[allow(dead_code)]
-pub struct LocationInput {
-    /// Longitude.
-    #[schema(minimum = -180.0, maximum = 180.0)]
-    lon: f64,
-    /// Latitude.
-    #[schema(minimum = -90.0, maximum = 90.0)]
-    lat: f64,
-}
-
-/// A workflow step (`POST /api/v1/incidents/{id}/actions`).
-#[derive(Debug, Clone, ToSchema)]
-#[allow(dead_code)]
-pub struct ActionRequest {
-    /// `file`, `cancel`, `dispatch`, `accept`, `handle`, `close` or `rework`.
-    action: Action,
-    /// Free text; required for `cancel` and `rework`.
-    #[schema(max_length = 4000)]
-    note: Option<String>,
-    /// sha256 of uploaded photos; `handle` needs at least one (the after-photo).
-    #[schema(max_items = 20)]
-    attachments: Option<Vec<String>>,
-    /// `dispatch`: the department id (default: the catalogue's).
-    department: Option<String>,
-    /// `dispatch`: the worker id (instead of a department).
-    worker: Option<String>,
-    /// The incident version you read; if it changed since, 409.
-    #[schema(minimum = 1)]
-    version: Option<i64>,
-}
-
-/// A stored blob.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct BlobInfo {
-    /// Its name: SHA-256 of the bytes.
-    pub sha256: String,
-    /// `image/jpeg` or `image/png`.
-    pub content_type: String,
-    /// Size.
-    pub bytes: usize,
-}
 
 fn paging(p: &mut Params) -> (i64, i64) {
     let limit = p.int("limit", 1, MAX_LIMIT).unwrap_or(DEFAULT_LIMIT);
@@ -217,7 +140,7 @@ pub async fn create_incident(
     let errors = std::mem::take(&mut o.errors);
     if !errors.is_empty() {
         // Permission first: a viewer gets 403, not a list of field errors.
-        if !crate::incidents::workflow::may_report(who.role) {
+        if !parkwatch_incidents::workflow::may_report(who.role) {
             return Err(ApiError::forbidden(format!(
                 "role {} may not report incidents",
                 who.role
@@ -315,7 +238,7 @@ pub async fn act(
     let version = o.opt_i64("version", 1, i64::MAX);
     if let Some(a) = action {
         // Permission first: a worker closing gets 403 whatever the body.
-        crate::incidents::workflow::role_may(who.role, a)
+        parkwatch_incidents::workflow::role_may(who.role, a)
             .map_err(|e| ApiError::forbidden(e.to_string()))?;
     } else if who.role == Role::Viewer {
         return Err(ApiError::forbidden("role viewer may not change incidents"));
@@ -374,7 +297,7 @@ pub async fn list_alarms(
     if let Some(k) = &kind
         && k.parse::<parkwatch_protocol::AlarmKind>().is_err()
     {
-        p.errors.push(crate::incidents::service::FieldError::new(
+        p.errors.push(parkwatch_incidents::service::FieldError::new(
             "kind",
             format!("unknown alarm kind {k:?}"),
         ));
@@ -383,7 +306,7 @@ pub async fn list_alarms(
     if let Some(st) = &state
         && !matches!(st.as_str(), "active" | "ended")
     {
-        p.errors.push(crate::incidents::service::FieldError::new(
+        p.errors.push(parkwatch_incidents::service::FieldError::new(
             "state",
             "must be active or ended",
         ));
@@ -424,7 +347,10 @@ pub async fn get_alarm(
     if let Err(e) = parkwatch_protocol::validate_id(&alarm_id, parkwatch_protocol::MAX_ALARM_ID_LEN)
     {
         return Err(ApiError::bad_request(vec![
-            crate::incidents::service::FieldError::new("alarm_id", format!("not an alarm id: {e}")),
+            parkwatch_incidents::service::FieldError::new(
+                "alarm_id",
+                format!("not an alarm id: {e}"),
+            ),
         ]));
     }
     Ok(Json(s.incidents.alarm_detail(&alarm_id).await?))
@@ -481,9 +407,9 @@ pub async fn get_blob(
     _auth: Auth,
     PathText(sha): PathText,
 ) -> Result<Response, ApiError> {
-    if !crate::incidents::blobs::is_sha256(&sha) {
+    if !parkwatch_incidents::blobs::is_sha256(&sha) {
         return Err(ApiError::bad_request(vec![
-            crate::incidents::service::FieldError::new(
+            parkwatch_incidents::service::FieldError::new(
                 "sha256",
                 "not a sha256 (64 lowercase hex digits)",
             ),
@@ -533,13 +459,13 @@ pub async fn stats(
         .unwrap_or(to.saturating_sub(30 * 86_400_000));
     let level = p.text("grid_level").unwrap_or_else(|| "community".into());
     if !GRID_LEVELS.contains(&level.as_str()) {
-        p.errors.push(crate::incidents::service::FieldError::new(
+        p.errors.push(parkwatch_incidents::service::FieldError::new(
             "grid_level",
             "must be unit, community or responsibility",
         ));
     }
     if from > to {
-        p.errors.push(crate::incidents::service::FieldError::new(
+        p.errors.push(parkwatch_incidents::service::FieldError::new(
             "from_ms",
             "must not be after to_ms",
         ));

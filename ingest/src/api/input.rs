@@ -15,9 +15,9 @@ use axum::http::request::Parts;
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
-use crate::incidents::blobs::is_sha256;
-use crate::incidents::model::LonLat;
-use crate::incidents::service::FieldError;
+use parkwatch_incidents::blobs::is_sha256;
+use parkwatch_incidents::model::LonLat;
+use parkwatch_incidents::service::FieldError;
 
 /// Largest JSON body accepted.
 pub const MAX_JSON_BYTES: usize = 256 * 1024;
@@ -461,7 +461,7 @@ mod tests {
             "title": "line\u{0}break"
         });
         let mut o = Obj::new(&v, &["source", "item", "location", "photos", "title"]).unwrap();
-        let _ = o.req_enum::<crate::incidents::Source>("source");
+        let _ = o.req_enum::<parkwatch_incidents::Source>("source");
         let _ = o.req_str("item", 8);
         let _ = o.location("location");
         let _ = o.sha_list("photos", 5);
@@ -485,7 +485,7 @@ mod tests {
     #[test]
     fn params_parse_lists_ints_and_bools() {
         let mut p = Params::parse(Some("status=filed,closed&limit=abc&overdue=yes&grid=12a"));
-        let s: Vec<crate::incidents::Status> = p.enums("status");
+        let s: Vec<parkwatch_incidents::Status> = p.enums("status");
         assert_eq!(s.len(), 2);
         assert_eq!(p.int("limit", 1, 500), None);
         assert_eq!(p.bool("overdue"), None);

@@ -35,8 +35,8 @@ use axum::routing::{get, post};
 use tokio::sync::watch;
 
 use crate::edges::EdgeRegistry;
-use crate::incidents::Incidents;
-use crate::incidents::blobs::MAX_BLOB_BYTES;
+use parkwatch_incidents::Incidents;
+use parkwatch_incidents::blobs::MAX_BLOB_BYTES;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]

@@ -11,8 +11,8 @@ use super::ApiState;
 use super::auth::Auth;
 use super::error::{ApiError, ErrorBody};
 use super::input::Params;
-use crate::incidents::model::LonLat;
-use crate::incidents::service::time_unit_str;
+use parkwatch_incidents::model::LonLat;
+use parkwatch_incidents::service::time_unit_str;
 
 /// One camera of the site.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -229,7 +229,7 @@ pub async fn grids(
         Some("community") => Some(GridLevel::Community),
         Some("responsibility") => Some(GridLevel::Responsibility),
         Some(_) => {
-            p.errors.push(crate::incidents::service::FieldError::new(
+            p.errors.push(parkwatch_incidents::service::FieldError::new(
                 "level",
                 "must be unit, community or responsibility",
             ));

@@ -28,9 +28,9 @@ use super::ApiState;
 use super::auth::Auth;
 use super::error::{ApiError, ErrorBody};
 use super::input::Params;
-use crate::incidents::Incidents;
-use crate::incidents::feed::{FeedEvent, FeedFilter, FeedKind, FeedRow};
-use crate::incidents::service::FieldError;
+use parkwatch_incidents::Incidents;
+use parkwatch_incidents::feed::{FeedEvent, FeedFilter, FeedKind, FeedRow};
+use parkwatch_incidents::service::FieldError;
 
 /// Rows read per database round trip.
 const PAGE: i64 = 200;

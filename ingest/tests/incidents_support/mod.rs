@@ -9,9 +9,9 @@ pub mod pg;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use parkwatch_incidents::{self as incidents, Incidents, ManualClock, Role, StoreSettings};
 use parkwatch_ingest::api::auth::{ApiConfig, TokenConfig, Tokens, hash_token};
 use parkwatch_ingest::api::{ApiState, app};
-use parkwatch_ingest::incidents::{self, Incidents, ManualClock, Role, StoreSettings};
 use parkwatch_protocol::{AlarmEvent, AlarmEventType, AlarmKind, Severity};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -21,7 +21,13 @@ pub const T0: i64 = 1_758_679_200_000;
 
 /// The default site.
 pub fn site_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../firmware-config/sites/etdz")
+    // Found from the package's folder upwards: ingest/ and ingest/parkctl/
+    // (whose tests share this module) both lie inside the workspace.
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|d| d.join("firmware-config/sites/etdz"))
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| here.join("../firmware-config/sites/etdz"))
 }
 
 /// Which database.

@@ -34,11 +34,6 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The same as [`now_ms`]; the name the incident service has used.
-pub fn system_now_ms() -> i64 {
-    now_ms()
-}
-
 /// A clock that moves only when told to (tests, demos).
 #[derive(Debug, Default)]
 pub struct ManualClock(AtomicI64);

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use sqlx::Row;
+#[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
 use super::model::{AssigneeKind, Status};
@@ -31,7 +32,8 @@ use super::service::{IncidentError, Incidents};
 use super::store::DbContext;
 
 /// The figures of one group.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct StatsRow {
     /// Grid code, department id or worker id (`"none"` for incidents without one).
     pub key: String,
@@ -60,7 +62,8 @@ pub struct StatsRow {
 }
 
 /// `GET /api/v1/stats`.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Stats {
     /// Period start (inclusive).
     pub from_ms: i64,

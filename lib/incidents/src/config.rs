@@ -1,6 +1,6 @@
 //! Configuration of the incident store and service: the `[store]` and
 //! `[incidents]` tables of the ingest configuration (the `[api]` table is
-//! in [`crate::api::auth`]).
+//! in ingest's `api::auth`).
 //!
 //! ```toml
 //! site_dir = "/etc/parkwatch/site"   # top level: grids, catalogue, calendar, workers

@@ -2,11 +2,11 @@
 //! ingest stored of each.
 
 use clap::Subcommand;
-use serde_json::Value;
+use parkwatch_incidents::model::{AlarmDetail, AlarmRecord, Page};
 
-use super::client::{ApiClient, CliError};
-use super::format::{alarm_detail, alarm_line};
 use super::{ApiArgs, pretty};
+use crate::client::{ApiClient, CliError};
+use crate::format::{alarm_detail, alarm_line};
 
 /// `parkctl alarms` subcommands.
 #[derive(Debug, Subcommand)]
@@ -73,25 +73,16 @@ pub async fn run(cmd: AlarmsCommand) -> Result<(), CliError> {
                     q.push((k, v));
                 }
             }
-            let v = c
-                .send(
-                    "/alarms",
-                    c.request(reqwest::Method::GET, "/alarms").query(&q),
-                )
-                .await?;
+            let req = c.request(reqwest::Method::GET, "/alarms").query(&q);
             if json {
-                println!("{}", pretty(&v));
+                println!("{}", pretty(&c.send_json("/alarms", req).await?));
                 return Ok(());
             }
-            let items = v.get("items").and_then(Value::as_array);
-            for a in items.into_iter().flatten() {
+            let page: Page<AlarmRecord> = c.send("/alarms", req).await?;
+            for a in &page.items {
                 println!("{}", alarm_line(a, off));
             }
-            println!(
-                "{} of {} shown",
-                items.map_or(0, Vec::len),
-                v.get("total").and_then(Value::as_i64).unwrap_or(0)
-            );
+            println!("{} of {} shown", page.items.len(), page.total);
             Ok(())
         }
         AlarmsCommand::Show { api, id, json } => {
@@ -107,11 +98,11 @@ pub async fn run(cmd: AlarmsCommand) -> Result<(), CliError> {
                     "{id:?} is not an alarm id (letters, digits, _ . : -)"
                 )));
             }
-            let v = c.get(&format!("/alarms/{id}")).await?;
+            let path = format!("/alarms/{id}");
             let text = if json {
-                pretty(&v)
+                pretty(&c.get_json(&path).await?)
             } else {
-                alarm_detail(&v, off)
+                alarm_detail(&c.get::<AlarmDetail>(&path).await?, off)
             };
             println!("{}", text.trim_end());
             Ok(())

@@ -1,405 +1,26 @@
-//! The incident store: SQLite (embedded, the default) or PostgreSQL (for
-//! several ingest instances), one set of migrations, one code path.
+//! The SQL of the incident store, apart from the rules that use it (the
+//! way moonfire-nvr keeps `db/raw.rs` apart from `db.rs`).
 //!
-//! # Design
-//!
-//! The store speaks sqlx's `Any` driver, so every query is written once.
-//! The schema (`ingest/migrations/*.sql`) uses only types both databases
-//! share (TEXT, BIGINT, DOUBLE PRECISION) and `$N` placeholders, which
-//! both accept, so the two backends run the same SQL.
-//!
-//! **Writes are serialised.** Every write transaction first takes the
-//! store's write lock: on SQLite the write pool has exactly one connection
-//! (SQLite allows one writer anyway; this turns `SQLITE_BUSY` into a
-//! queue), on PostgreSQL `pg_advisory_xact_lock` on a fixed key, held until
-//! commit, so it also holds across ingest instances. Under that lock ids
-//! are allocated as `MAX(id) + 1`, which makes the feed's ids commit-ordered
-//! (an SSE client resuming from id N misses nothing) without
-//! dialect-specific sequences. Incident workflow transactions are short
-//! (a few statements), so one writer is not the bottleneck: reads, the bulk
-//! of the API traffic, use a separate pool and run in parallel.
-//!
-//! **No lost update.** A workflow step reads the incident, checks the step
-//! against the status it read, and writes it back with
-//! `WHERE id = $1 AND version = $2`; the version increases with every
-//! change. With writes serialised the version check cannot fail from a
-//! concurrent writer, but it keeps the guarantee independent of the lock,
-//! and callers may pass the version they saw to detect changes made since.
-//!
-//! **Migrations** are numbered SQL files embedded in the binary, applied in
-//! order inside one transaction under the write lock and recorded with
-//! their SHA-256 in `schema_migrations`; a changed file that was already
-//! applied is refused (a new migration is needed instead).
-//!
-//! Durability: SQLite runs in WAL mode with `synchronous = FULL`, so a
-//! committed transaction survives a crash or power cut; PostgreSQL commits
-//! are durable by default.
+//! Every function here takes a connection or an open transaction, runs its
+//! statements and maps rows to [`crate::model`] types; none opens or
+//! commits a transaction, takes a lock, checks a workflow rule or wakes the
+//! feed: that is [`crate::service`]'s and [`crate::intake`]'s work. So a
+//! function here does exactly what its SQL says, and what happens together
+//! is decided by the caller's transaction. Statements use `$N`
+//! placeholders and only types both SQLite and PostgreSQL share.
 
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Once;
-use std::time::Duration;
 
-use sqlx::AnyConnection;
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, Row};
 
-use super::blobs::sha256_hex;
-use super::model::{
-    AlarmEventRecord, AlarmRecord, AssigneeKind, Incident, LonLat, Source, Status, TimelineEntry,
+use super::{Backend, DbContext, StoreError};
+use crate::model::{
+    AlarmEventRecord, AlarmRecord, AssigneeKind, Incident, LonLat, Page, Source, Status,
+    TimelineEntry,
 };
-
-/// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "incidents",
-    include_str!("../../migrations/0001_incidents.sql"),
-)];
-
-/// Advisory lock key of the PostgreSQL write lock ("pw" + "incd").
-const PG_WRITE_LOCK: i64 = 0x7077_696e_6364;
-
-/// Which database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// SQLite file.
-    Sqlite,
-    /// PostgreSQL server.
-    Postgres,
-}
-
-/// Where the store lives. `Debug` hides the PostgreSQL password.
-#[derive(Clone, PartialEq, Eq)]
-pub enum StoreSettings {
-    /// A SQLite database file (created if missing).
-    Sqlite {
-        /// The file.
-        path: PathBuf,
-        /// Reader connections.
-        readers: u32,
-    },
-    /// A PostgreSQL database.
-    Postgres {
-        /// `postgres://user:password@host:port/db`.
-        url: String,
-        /// Most connections.
-        max_connections: u32,
-    },
-}
-
-impl std::fmt::Debug for StoreSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StoreSettings::Sqlite { path, readers } => f
-                .debug_struct("Sqlite")
-                .field("path", path)
-                .field("readers", readers)
-                .finish(),
-            StoreSettings::Postgres {
-                url,
-                max_connections,
-            } => f
-                .debug_struct("Postgres")
-                .field("url", &redact_url(url))
-                .field("max_connections", max_connections)
-                .finish(),
-        }
-    }
-}
-
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Connecting or a statement failed.
-    #[error("{backend} store: {context}: {source}")]
-    Db {
-        /// `sqlite` or `postgres`.
-        backend: &'static str,
-        /// What was being done.
-        context: String,
-        /// The driver's error.
-        source: sqlx::Error,
-    },
-    /// A migration that was applied before has changed.
-    #[error(
-        "migration {version} ({name}) changed after it was applied (checksum {applied} in the database, {now} in this build); add a new migration instead"
-    )]
-    MigrationChanged {
-        /// Its version.
-        version: i64,
-        /// Its name.
-        name: String,
-        /// Checksum recorded.
-        applied: String,
-        /// Checksum now.
-        now: String,
-    },
-    /// The database holds a migration this build does not know (it is newer).
-    #[error(
-        "the database has schema version {0}, newer than this build knows ({1}); upgrade ingest"
-    )]
-    TooNew(i64, i64),
-    /// A stored value is not what this build writes.
-    #[error("corrupt row in {table}: column {column}: {message}")]
-    Corrupt {
-        /// Table.
-        table: &'static str,
-        /// Column.
-        column: &'static str,
-        /// What is wrong.
-        message: String,
-    },
-    /// The SQLite folder cannot be created.
-    #[error("cannot create {path}: {source}")]
-    Dir {
-        /// The folder.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-}
-
-/// Attaches context to a driver error.
-pub(crate) trait DbContext<T> {
-    fn ctx(self, backend: Backend, context: impl Into<String>) -> Result<T, StoreError>;
-}
-
-impl<T> DbContext<T> for Result<T, sqlx::Error> {
-    fn ctx(self, backend: Backend, context: impl Into<String>) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Db {
-            backend: backend.as_str(),
-            context: context.into(),
-            source,
-        })
-    }
-}
-
-impl Backend {
-    /// `sqlite` or `postgres`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-        }
-    }
-}
-
-/// The store: a write pool and a read pool.
-#[derive(Debug, Clone)]
-pub struct Store {
-    write: AnyPool,
-    read: AnyPool,
-    backend: Backend,
-}
-
-/// A write transaction holding the store's write lock.
-pub type WriteTx = Transaction<'static, Any>;
-
-static DRIVERS: Once = Once::new();
-
-impl Store {
-    /// Connects (creating a SQLite file if needed) and applies migrations.
-    pub async fn open(settings: &StoreSettings) -> Result<Store, StoreError> {
-        DRIVERS.call_once(sqlx::any::install_default_drivers);
-        let store = match settings {
-            StoreSettings::Sqlite { path, readers } => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
-                        path: dir.to_path_buf(),
-                        source,
-                    })?;
-                }
-                let url = sqlite_url(path);
-                let b = Backend::Sqlite;
-                let write = sqlite_pool(1)
-                    .connect(&url)
-                    .await
-                    .ctx(b, format!("opening {}", path.display()))?;
-                let read = sqlite_pool((*readers).max(1))
-                    .connect(&url)
-                    .await
-                    .ctx(b, format!("opening {} for reading", path.display()))?;
-                Store {
-                    write,
-                    read,
-                    backend: b,
-                }
-            }
-            StoreSettings::Postgres {
-                url,
-                max_connections,
-            } => {
-                let b = Backend::Postgres;
-                let pool = AnyPoolOptions::new()
-                    .max_connections((*max_connections).max(2))
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect(url)
-                    .await
-                    .ctx(b, format!("connecting to {}", redact_url(url)))?;
-                Store {
-                    write: pool.clone(),
-                    read: pool,
-                    backend: b,
-                }
-            }
-        };
-        store.migrate().await?;
-        Ok(store)
-    }
-
-    /// Which database.
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
-    /// The pool for reads.
-    pub fn reader(&self) -> &AnyPool {
-        &self.read
-    }
-
-    /// Begins a write transaction holding the write lock.
-    pub async fn begin(&self) -> Result<WriteTx, StoreError> {
-        let b = self.backend;
-        let mut tx = self.write.begin().await.ctx(b, "beginning a transaction")?;
-        if b == Backend::Postgres {
-            sqlx::query("SELECT 1 AS locked FROM pg_advisory_xact_lock($1)")
-                .bind(PG_WRITE_LOCK)
-                .execute(&mut *tx)
-                .await
-                .ctx(b, "taking the write lock")?;
-        }
-        Ok(tx)
-    }
-
-    /// Commits `tx`.
-    pub async fn commit(&self, tx: WriteTx) -> Result<(), StoreError> {
-        tx.commit().await.ctx(self.backend, "committing")
-    }
-
-    /// Applies pending migrations.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let b = self.backend;
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)",
-        )
-        .execute(&mut *tx)
-        .await
-        .ctx(b, "creating schema_migrations")?;
-        let rows = sqlx::query("SELECT version, name, checksum FROM schema_migrations")
-            .fetch_all(&mut *tx)
-            .await
-            .ctx(b, "reading schema_migrations")?;
-        let latest = MIGRATIONS.last().map_or(0, |m| m.0);
-        let mut applied = Vec::new();
-        for r in &rows {
-            let version: i64 = r.try_get("version").ctx(b, "schema_migrations.version")?;
-            let checksum: String = r.try_get("checksum").ctx(b, "schema_migrations.checksum")?;
-            if version > latest {
-                return Err(StoreError::TooNew(version, latest));
-            }
-            applied.push((version, checksum));
-        }
-        for (version, name, sql) in MIGRATIONS {
-            let sum = sha256_hex(sql.as_bytes());
-            if let Some((_, was)) = applied.iter().find(|(v, _)| v == version) {
-                if *was != sum {
-                    return Err(StoreError::MigrationChanged {
-                        version: *version,
-                        name: (*name).to_owned(),
-                        applied: was.clone(),
-                        now: sum,
-                    });
-                }
-                continue;
-            }
-            for stmt in split_statements(sql) {
-                sqlx::query(stmt.as_str()).execute(&mut *tx).await.ctx(
-                    b,
-                    format!("migration {version} ({name}): {}", first_line(&stmt)),
-                )?;
-            }
-            sqlx::query(
-                "INSERT INTO schema_migrations (version, name, checksum, applied_at_ms) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(*version)
-            .bind(*name)
-            .bind(sum)
-            .bind(super::clock::system_now_ms())
-            .execute(&mut *tx)
-            .await
-            .ctx(b, "recording a migration")?;
-        }
-        self.commit(tx).await
-    }
-}
-
-fn sqlite_pool(max: u32) -> AnyPoolOptions {
-    AnyPoolOptions::new()
-        .max_connections(max)
-        .min_connections(1)
-        .acquire_timeout(Duration::from_secs(30))
-        .after_connect(|conn, _meta| {
-            Box::pin(async move {
-                for pragma in [
-                    "PRAGMA journal_mode = WAL",
-                    "PRAGMA synchronous = FULL",
-                    "PRAGMA busy_timeout = 10000",
-                    "PRAGMA foreign_keys = ON",
-                ] {
-                    sqlx::query(pragma).execute(&mut *conn).await?;
-                }
-                Ok(())
-            })
-        })
-}
-
-fn sqlite_url(path: &Path) -> String {
-    format!("sqlite://{}?mode=rwc", path.display())
-}
-
-/// `url` without its password.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => "<unparsable url>".to_owned(),
-    }
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().find(|l| !l.trim().is_empty()).unwrap_or("")
-}
-
-/// Splits a migration into statements: each ends with a line ending in `;`.
-/// Comment-only chunks are dropped.
-pub fn split_statements(sql: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    for line in sql.lines() {
-        let trimmed = line.trim();
-        if trimmed.starts_with("--") || trimmed.is_empty() {
-            continue;
-        }
-        cur.push_str(line);
-        cur.push('\n');
-        if trimmed.ends_with(';') {
-            let stmt = cur.trim().trim_end_matches(';').trim().to_owned();
-            if !stmt.is_empty() {
-                out.push(stmt);
-            }
-            cur.clear();
-        }
-    }
-    if !cur.trim().is_empty() {
-        out.push(cur.trim().to_owned());
-    }
-    out
-}
+use crate::service::{AlarmFilter, IncidentFilter};
+use parkwatch_protocol::AlarmEvent;
 
 // ------------------------------------------------------------ row mapping
 
@@ -905,6 +526,128 @@ pub async fn blob_type(
     row.map(|r| get(&r, "blobs", "content_type")).transpose()
 }
 
+// ------------------------------------------------------------ alarm events and snapshots
+
+/// Whether the event `seq` of `alarm_id` is stored already (a re-send).
+pub async fn alarm_event_stored(
+    conn: &mut AnyConnection,
+    b: Backend,
+    alarm_id: &str,
+    seq: u64,
+) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT seq FROM alarm_events WHERE alarm_id = $1 AND seq = $2")
+        .bind(alarm_id.to_owned())
+        .bind(seq_to_db(seq))
+        .fetch_optional(&mut *conn)
+        .await
+        .ctx(b, "checking for a re-sent alarm event")?;
+    Ok(row.is_some())
+}
+
+/// Stores one alarm event as the edge sent it, received at `now`.
+pub async fn insert_alarm_event(
+    conn: &mut AnyConnection,
+    b: Backend,
+    ev: &AlarmEvent,
+    now: i64,
+) -> Result<(), StoreError> {
+    let payload = serde_json::to_string(ev).unwrap_or_else(|_| "{}".into());
+    sqlx::query(
+        "INSERT INTO alarm_events (alarm_id, seq, edge, event, event_at_ms, received_at_ms, snapshot_seq, snapshot_sha256, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(ev.alarm_id.clone())
+    .bind(seq_to_db(ev.seq))
+    .bind(ev.edge.clone())
+    .bind(ev.event.as_str())
+    .bind(ev.event_at_ms)
+    .bind(now)
+    .bind(ev.snapshot.as_ref().map(|s| seq_to_db(s.seq)))
+    .bind(ev.snapshot.as_ref().map(|s| s.sha256.clone()))
+    .bind(payload)
+    .execute(&mut *conn)
+    .await
+    .ctx(b, format!("storing alarm event {} seq {}", ev.alarm_id, ev.seq))?;
+    Ok(())
+}
+
+/// The outbox sequence numbers of the snapshots that events of `alarm_id`
+/// name by `sha` (the snapshot messages to acknowledge once it is stored).
+pub async fn snapshot_seqs(
+    conn: &mut AnyConnection,
+    b: Backend,
+    alarm_id: &str,
+    sha: &str,
+) -> Result<Vec<u64>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT snapshot_seq FROM alarm_events WHERE alarm_id = $1 AND snapshot_sha256 = $2",
+    )
+    .bind(alarm_id.to_owned())
+    .bind(sha.to_owned())
+    .fetch_all(&mut *conn)
+    .await
+    .ctx(b, "finding the alarm events naming a snapshot")?;
+    let mut acks = Vec::new();
+    for r in &rows {
+        let s: Option<i64> = r
+            .try_get("snapshot_seq")
+            .ctx(b, "alarm_events.snapshot_seq")?;
+        if let Some(s) = s {
+            acks.push(seq_from_db(s));
+        }
+    }
+    Ok(acks)
+}
+
+/// Links a stored snapshot to its alarm; returns whether the link is new.
+pub async fn link_snapshot(
+    conn: &mut sqlx::AnyConnection,
+    b: Backend,
+    alarm_id: &str,
+    sha: &str,
+    edge: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let known =
+        sqlx::query("SELECT sha256 FROM alarm_snapshots WHERE alarm_id = $1 AND sha256 = $2")
+            .bind(alarm_id.to_owned())
+            .bind(sha.to_owned())
+            .fetch_optional(&mut *conn)
+            .await
+            .ctx(b, "looking up a snapshot link")?;
+    if known.is_some() {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO alarm_snapshots (alarm_id, sha256, edge, received_at_ms) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(alarm_id.to_owned())
+    .bind(sha.to_owned())
+    .bind(edge.to_owned())
+    .bind(now)
+    .execute(conn)
+    .await
+    .ctx(b, "linking a snapshot to its alarm")?;
+    Ok(true)
+}
+
+/// sha256 of the snapshots linked to an alarm, oldest first.
+pub async fn snapshots_of(
+    conn: &mut sqlx::AnyConnection,
+    b: Backend,
+    alarm_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT sha256 FROM alarm_snapshots WHERE alarm_id = $1 ORDER BY received_at_ms, sha256",
+    )
+    .bind(alarm_id.to_owned())
+    .fetch_all(conn)
+    .await
+    .ctx(b, "reading an alarm's snapshots")?;
+    rows.iter()
+        .map(|r| r.try_get("sha256").ctx(b, "alarm_snapshots.sha256"))
+        .collect()
+}
+
 /// Converts an outbox sequence number to the stored BIGINT and back,
 /// bijectively (values above `i64::MAX` wrap to negatives).
 pub fn seq_to_db(seq: u64) -> i64 {
@@ -916,35 +659,245 @@ pub fn seq_from_db(v: i64) -> u64 {
     u64::from_ne_bytes(v.to_ne_bytes())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+// ------------------------------------------------------------ lists and scans
 
-    #[test]
-    fn migrations_split_into_statements() {
-        let stmts = split_statements(MIGRATIONS[0].2);
-        assert!(stmts.len() >= 10, "{}", stmts.len());
-        assert!(
-            stmts[0].starts_with("CREATE TABLE incidents"),
-            "{}",
-            stmts[0]
-        );
-        assert!(stmts.iter().all(|s| !s.ends_with(';')));
-        assert_eq!(
-            INCIDENT_COLUMNS.split(", ").count(),
-            43,
-            "insert_incident binds 43 columns plus the correlation key"
+/// Incidents still with their handler (dispatched or accepted) whose time
+/// limit passed by `now` and that are not marked overdue yet, by id.
+pub async fn overdue_incidents(
+    conn: &mut AnyConnection,
+    b: Backend,
+    now: i64,
+) -> Result<Vec<Incident>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM incidents WHERE overdue = 0 AND due_at_ms IS NOT NULL AND due_at_ms <= $1 AND status IN ('dispatched', 'accepted') ORDER BY id",
+        INCIDENT_COLUMNS
+    );
+    let rows = sqlx::query(&sql)
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await
+        .ctx(b, "finding overdue incidents")?;
+    rows.iter().map(incident_from_row).collect()
+}
+
+/// A page of incidents matching `f`, newest first, with the total count.
+pub async fn list_incidents(
+    conn: &mut AnyConnection,
+    b: Backend,
+    f: &IncidentFilter,
+) -> Result<Page<Incident>, StoreError> {
+    let mut w = Where::default();
+    if !f.status.is_empty() {
+        w.any("status", f.status.iter().map(|s| s.as_str().to_owned()));
+    }
+    if !f.source.is_empty() {
+        w.any("source", f.source.iter().map(|s| s.as_str().to_owned()));
+    }
+    for (col, v) in [
+        ("class", &f.class),
+        ("item", &f.item),
+        ("camera", &f.camera),
+        ("assignee", &f.assignee),
+    ] {
+        if let Some(v) = v {
+            w.text(&format!("{col} = ?"), v);
+        }
+    }
+    if let Some(d) = &f.department {
+        w.text2(
+            "(department = ? OR (assignee_kind = 'department' AND assignee = ?))",
+            d,
         );
     }
-
-    #[test]
-    fn seq_round_trips_through_the_database_type() {
-        for s in [0, 1, i64::MAX as u64, u64::MAX] {
-            assert_eq!(seq_from_db(seq_to_db(s)), s);
-        }
-        assert_eq!(
-            redact_url("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
+    if let Some(g) = &f.grid {
+        w.text3(
+            "(unit_grid = ? OR community_grid = ? OR responsibility_grid = ?)",
+            g,
         );
+    }
+    if let Some(o) = f.overdue {
+        w.int("overdue = ?", i64::from(o));
+    }
+    if let Some(o) = f.outside_grid {
+        w.int("outside_grid = ?", i64::from(o));
+    }
+    if let Some(t) = f.from_ms {
+        w.int("created_at_ms >= ?", t);
+    }
+    if let Some(t) = f.to_ms {
+        w.int("created_at_ms < ?", t);
+    }
+    let count_sql = format!("SELECT COUNT(*) AS n FROM incidents{}", w.sql());
+    let total: i64 = w
+        .bind(sqlx::query(&count_sql))
+        .fetch_one(&mut *conn)
+        .await
+        .ctx(b, "counting incidents")?
+        .try_get("n")
+        .ctx(b, "incidents count")?;
+    let n = w.params.len();
+    let sql = format!(
+        "SELECT {} FROM incidents{} ORDER BY id DESC LIMIT ${} OFFSET ${}",
+        INCIDENT_COLUMNS,
+        w.sql(),
+        n + 1,
+        n + 2
+    );
+    let rows = w
+        .bind(sqlx::query(&sql))
+        .bind(f.limit)
+        .bind(f.offset)
+        .fetch_all(&mut *conn)
+        .await
+        .ctx(b, "listing incidents")?;
+    let items = rows
+        .iter()
+        .map(incident_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = f.offset.saturating_add(f.limit);
+    Ok(Page {
+        next_offset: (next < total).then_some(next),
+        items,
+        total,
+    })
+}
+
+/// A page of alarms matching `f`, newest first, with the total count.
+pub async fn list_alarms(
+    conn: &mut AnyConnection,
+    b: Backend,
+    f: &AlarmFilter,
+) -> Result<Page<AlarmRecord>, StoreError> {
+    let mut w = Where::default();
+    for (col, v) in [
+        ("camera", &f.camera),
+        ("edge", &f.edge),
+        ("kind", &f.kind),
+        ("state", &f.state),
+    ] {
+        if let Some(v) = v {
+            w.text(&format!("{col} = ?"), v);
+        }
+    }
+    if let Some(i) = f.incident_id {
+        w.int("incident_id = ?", i);
+    }
+    if let Some(t) = f.from_ms {
+        w.int("started_at_ms >= ?", t);
+    }
+    if let Some(t) = f.to_ms {
+        w.int("started_at_ms < ?", t);
+    }
+    let count_sql = format!("SELECT COUNT(*) AS n FROM alarms{}", w.sql());
+    let total: i64 = w
+        .bind(sqlx::query(&count_sql))
+        .fetch_one(&mut *conn)
+        .await
+        .ctx(b, "counting alarms")?
+        .try_get("n")
+        .ctx(b, "alarms count")?;
+    let n = w.params.len();
+    let sql = format!(
+        "SELECT {} FROM alarms{} ORDER BY started_at_ms DESC, alarm_id DESC LIMIT ${} OFFSET ${}",
+        ALARM_COLUMNS,
+        w.sql(),
+        n + 1,
+        n + 2
+    );
+    let rows = w
+        .bind(sqlx::query(&sql))
+        .bind(f.limit)
+        .bind(f.offset)
+        .fetch_all(&mut *conn)
+        .await
+        .ctx(b, "listing alarms")?;
+    let items = rows
+        .iter()
+        .map(alarm_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = f.offset.saturating_add(f.limit);
+    Ok(Page {
+        next_offset: (next < total).then_some(next),
+        items,
+        total,
+    })
+}
+
+/// A WHERE clause under construction, with its parameters in order.
+#[derive(Debug, Default)]
+struct Where {
+    clauses: Vec<String>,
+    params: Vec<Param>,
+}
+
+#[derive(Debug, Clone)]
+enum Param {
+    Text(String),
+    Int(i64),
+}
+
+impl Where {
+    fn placeholder(&mut self, p: Param) -> String {
+        self.params.push(p);
+        format!("${}", self.params.len())
+    }
+
+    fn fill(&mut self, clause: &str, values: Vec<Param>) {
+        let mut out = String::new();
+        let mut values = values.into_iter();
+        for c in clause.chars() {
+            if c == '?' {
+                if let Some(v) = values.next() {
+                    let ph = self.placeholder(v);
+                    out.push_str(&ph);
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        self.clauses.push(out);
+    }
+
+    fn text(&mut self, clause: &str, v: &str) {
+        self.fill(clause, vec![Param::Text(v.to_owned())]);
+    }
+
+    fn text2(&mut self, clause: &str, v: &str) {
+        self.fill(clause, vec![Param::Text(v.to_owned()); 2]);
+    }
+
+    fn text3(&mut self, clause: &str, v: &str) {
+        self.fill(clause, vec![Param::Text(v.to_owned()); 3]);
+    }
+
+    fn int(&mut self, clause: &str, v: i64) {
+        self.fill(clause, vec![Param::Int(v)]);
+    }
+
+    fn any(&mut self, col: &str, values: impl Iterator<Item = String>) {
+        let values: Vec<Param> = values.map(Param::Text).collect();
+        let marks = vec!["?"; values.len()].join(", ");
+        self.fill(&format!("{col} IN ({marks})"), values);
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    fn bind<'q>(
+        &self,
+        mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        for p in &self.params {
+            q = match p {
+                Param::Text(t) => q.bind(t.clone()),
+                Param::Int(i) => q.bind(*i),
+            };
+        }
+        q
     }
 }

@@ -1,18 +1,18 @@
-//! `parkctl`'s incident commands: `tail` (the live alarm stream),
-//! `incidents list|show|report|act` (the closed loop from the terminal),
-//! `alarms list|show` (alarms and their stored events) and `token new|hash`
-//! (API tokens).
+//! `parkctl`'s subcommands, one file each: [`config`] (`config check`,
+//! `check-config`), [`deadletters`], [`tail`] (the live alarm stream),
+//! [`incidents`] (`list|show|report|act`, the closed loop from the
+//! terminal), [`alarms`] (`list|show`, alarms and their stored events) and
+//! [`token`] (`new|hash`, API tokens).
 //!
-//! Every command that talks to ingest takes `--url` (env `PARKWATCH_URL`,
-//! default `http://127.0.0.1:8080`) and a token from `--token` (env
-//! `PARKWATCH_TOKEN`) or `--token-file`. Exit codes: 0 done, 1 the server
-//! refused (the error body is printed), 2 usage, connection or output
-//! error.
+//! Every command that talks to ingest's API takes `--url` (env
+//! `PARKWATCH_URL`, default `http://127.0.0.1:8080`) and a token from
+//! `--token` (env `PARKWATCH_TOKEN`) or `--token-file`. Exit codes: 0
+//! done, 1 the server refused (the error body is printed), 2 usage,
+//! connection or output error.
 
 pub mod alarms;
-pub mod client;
+pub mod config;
 pub mod deadletters;
-pub mod format;
 pub mod incidents;
 pub mod tail;
 pub mod token;
@@ -22,7 +22,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-pub use client::{ApiClient, CliError};
+use crate::client::CliError;
+use crate::format;
 
 /// Where ingest is and how to authenticate.
 #[derive(Debug, Clone, Args)]
@@ -55,9 +56,23 @@ pub fn pretty(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
 }
 
-/// The incident subcommands, for `parkctl`'s command enum.
+/// Every `parkctl` subcommand.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Site configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: config::ConfigCommand,
+    },
+    /// Validate an ingest configuration file: print every problem as
+    /// `file:line: key: message` and exit 1, or print `ok` and exit 0.
+    CheckConfig {
+        /// The ingest configuration file (TOML).
+        file: PathBuf,
+    },
+    /// List what ingest rejected, newest first: time, reason, topic, error
+    /// and the start of the payload (from `GET /deadletters`).
+    Deadletters(deadletters::DeadlettersArgs),
     /// Follow alarms and incident changes live, one line per event;
     /// reconnects and resumes automatically.
     Tail(tail::TailArgs),
@@ -83,9 +98,13 @@ pub enum Command {
 
 /// Runs one command to completion.
 pub fn run(cmd: Command) -> ExitCode {
-    if let Command::Token { command } = cmd {
-        return token::run(command);
-    }
+    let api_cmd = match cmd {
+        Command::Config { command } => return config::run(command),
+        Command::CheckConfig { file } => return config::check_ingest_file(&file),
+        Command::Deadletters(args) => return deadletters::run(args),
+        Command::Token { command } => return token::run(command),
+        other => other,
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -97,11 +116,14 @@ pub fn run(cmd: Command) -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cmd {
+        match api_cmd {
             Command::Tail(args) => tail::run(args).await,
             Command::Incidents { command } => incidents::run(command).await,
             Command::Alarms { command } => alarms::run(command).await,
-            Command::Token { .. } => Ok(()),
+            Command::Config { .. }
+            | Command::CheckConfig { .. }
+            | Command::Deadletters(_)
+            | Command::Token { .. } => Ok(()),
         }
     });
     match result {

@@ -29,13 +29,12 @@
 use parkwatch_config::{AlarmKind as SiteAlarmKind, SensorKind};
 use parkwatch_protocol::{AlarmEvent, AlarmEventType, AlarmKind, Severity};
 use serde_json::json;
-use sqlx::Row;
 use tracing::{info, warn};
 
 use super::feed::{self, AlarmFeed};
 use super::model::{AlarmRecord, EntryKind, Incident, LonLat, Role, Source, Status, TimelineEntry};
 use super::service::{Change, IncidentError, Incidents, IntakeOutcome};
-use super::store::{self, DbContext, seq_from_db, seq_to_db};
+use super::store::{self, DbContext, raw};
 
 /// The correlation key of an alarm: camera + rule + zone, or sensor + rule.
 pub fn correlation_key(ev: &AlarmEvent) -> String {
@@ -99,7 +98,7 @@ impl Incidents {
         let mut tx = self.store.begin().await?;
 
         let snapshot_stored = match &ev.snapshot {
-            Some(s) => store::blob_exists(&mut tx, b, &s.sha256).await?,
+            Some(s) => raw::blob_exists(&mut tx, b, &s.sha256).await?,
             None => false,
         };
         let mut acks = vec![ev.seq];
@@ -107,17 +106,11 @@ impl Incidents {
             acks.push(s.seq);
         }
 
-        let dup = sqlx::query("SELECT seq FROM alarm_events WHERE alarm_id = $1 AND seq = $2")
-            .bind(ev.alarm_id.clone())
-            .bind(seq_to_db(ev.seq))
-            .fetch_optional(&mut *tx)
-            .await
-            .ctx(b, "checking for a re-sent alarm event")?;
-        if dup.is_some() {
+        if raw::alarm_event_stored(&mut tx, b, &ev.alarm_id, ev.seq).await? {
             drop(tx);
             let existing = {
                 let mut conn = self.store.reader().acquire().await.ctx(b, "connecting")?;
-                store::load_alarm(&mut conn, b, &ev.alarm_id).await?
+                raw::load_alarm(&mut conn, b, &ev.alarm_id).await?
             };
             return Ok(IntakeOutcome {
                 acks,
@@ -126,22 +119,7 @@ impl Incidents {
                 duplicate: true,
             });
         }
-        let payload = serde_json::to_string(ev).unwrap_or_else(|_| "{}".into());
-        sqlx::query(
-            "INSERT INTO alarm_events (alarm_id, seq, edge, event, event_at_ms, received_at_ms, snapshot_seq, snapshot_sha256, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(ev.alarm_id.clone())
-        .bind(seq_to_db(ev.seq))
-        .bind(ev.edge.clone())
-        .bind(ev.event.as_str())
-        .bind(ev.event_at_ms)
-        .bind(now)
-        .bind(ev.snapshot.as_ref().map(|s| seq_to_db(s.seq)))
-        .bind(ev.snapshot.as_ref().map(|s| s.sha256.clone()))
-        .bind(payload)
-        .execute(&mut *tx)
-        .await
-        .ctx(b, format!("storing alarm event {} seq {}", ev.alarm_id, ev.seq))?;
+        raw::insert_alarm_event(&mut tx, b, ev, now).await?;
 
         let snapshot_sha = ev
             .snapshot
@@ -149,10 +127,10 @@ impl Incidents {
             .filter(|_| snapshot_stored)
             .map(|s| s.sha256.clone());
         if let Some(sha) = &snapshot_sha {
-            link_snapshot(&mut tx, b, &ev.alarm_id, sha, &ev.edge, now).await?;
+            raw::link_snapshot(&mut tx, b, &ev.alarm_id, sha, &ev.edge, now).await?;
         }
 
-        let existing = store::load_alarm(&mut tx, b, &ev.alarm_id).await?;
+        let existing = raw::load_alarm(&mut tx, b, &ev.alarm_id).await?;
         let location = self.alarm_location(ev);
         let unit_grid = location
             .and_then(|l| self.site.unit_grid_at([l.lon, l.lat]))
@@ -198,10 +176,10 @@ impl Incidents {
         let mut opened = false;
         if existing.is_none() {
             let key = correlation_key(ev);
-            match store::open_incident_for(&mut tx, b, &key).await? {
+            match raw::open_incident_for(&mut tx, b, &key).await? {
                 Some(open) => {
                     alarm.incident_id = Some(open.id);
-                    let attachments = snapshots_of(&mut tx, b, &ev.alarm_id).await?;
+                    let attachments = raw::snapshots_of(&mut tx, b, &ev.alarm_id).await?;
                     last_feed = self
                         .join_as_evidence(&mut tx, &open, ev, attachments, now)
                         .await?;
@@ -216,7 +194,7 @@ impl Incidents {
                 }
             }
         } else if let Some(iid) = alarm.incident_id
-            && let Some(cur) = store::load_incident(&mut tx, b, iid).await?
+            && let Some(cur) = raw::load_incident(&mut tx, b, iid).await?
             && !cur.status.is_terminal()
         {
             let rose =
@@ -263,7 +241,7 @@ impl Incidents {
                     .await?;
             }
         }
-        store::upsert_alarm(&mut tx, b, &alarm, existing.is_some()).await?;
+        raw::upsert_alarm(&mut tx, b, &alarm, existing.is_some()).await?;
         let incident_id = alarm.incident_id;
         let alarm_feed = feed::push_alarm(
             &mut tx,
@@ -359,7 +337,7 @@ impl Incidents {
             }
         };
         let item = item.clone();
-        let id = store::next_id(&mut *tx, b, "incidents").await?;
+        let id = raw::next_id(&mut *tx, b, "incidents").await?;
         let source = if ev.kind.is_camera_kind() {
             Source::Video
         } else {
@@ -380,8 +358,8 @@ impl Incidents {
             inc.status = Status::Filed;
             inc.filed_at_ms = Some(now);
         }
-        store::insert_incident(&mut *tx, b, &inc, Some(key)).await?;
-        let attachments = snapshots_of(&mut *tx, b, &ev.alarm_id).await?;
+        raw::insert_incident(&mut *tx, b, &inc, Some(key)).await?;
+        let attachments = raw::snapshots_of(&mut *tx, b, &ev.alarm_id).await?;
         let mut entries = vec![TimelineEntry {
             seq: 0,
             at_ms: now,
@@ -425,7 +403,7 @@ impl Incidents {
         }
         let mut last_feed = 0;
         for mut e in entries {
-            e.seq = store::append_entry(&mut *tx, b, id, &e).await?;
+            e.seq = raw::append_entry(&mut *tx, b, id, &e).await?;
             // The feed shows the incident as it is after the whole intake.
             last_feed = feed::push_incident(&mut *tx, b, &inc, &e).await?;
         }
@@ -445,34 +423,18 @@ impl Incidents {
         let (sha, mime) = self.blobs.put(jpeg).await?;
         let now = self.now_ms();
         let mut tx = self.store.begin().await?;
-        store::register_blob(&mut tx, b, &sha, len, mime, now).await?;
-        let new_link = link_snapshot(&mut tx, b, alarm_id, &sha, edge, now).await?;
-        let rows = sqlx::query(
-            "SELECT snapshot_seq FROM alarm_events WHERE alarm_id = $1 AND snapshot_sha256 = $2",
-        )
-        .bind(alarm_id.to_owned())
-        .bind(sha.clone())
-        .fetch_all(&mut *tx)
-        .await
-        .ctx(b, "finding the alarm events naming a snapshot")?;
-        let mut acks = Vec::new();
-        for r in &rows {
-            let s: Option<i64> = r
-                .try_get("snapshot_seq")
-                .ctx(b, "alarm_events.snapshot_seq")?;
-            if let Some(s) = s {
-                acks.push(seq_from_db(s));
-            }
-        }
+        raw::register_blob(&mut tx, b, &sha, len, mime, now).await?;
+        let new_link = raw::link_snapshot(&mut tx, b, alarm_id, &sha, edge, now).await?;
+        let mut acks = raw::snapshot_seqs(&mut tx, b, alarm_id, &sha).await?;
         let mut incident_id = None;
         let mut last_feed = 0;
-        if let Some(mut alarm) = store::load_alarm(&mut tx, b, alarm_id).await? {
+        if let Some(mut alarm) = raw::load_alarm(&mut tx, b, alarm_id).await? {
             incident_id = alarm.incident_id;
             alarm.snapshot = Some(sha.clone());
-            store::upsert_alarm(&mut tx, b, &alarm, true).await?;
+            raw::upsert_alarm(&mut tx, b, &alarm, true).await?;
             if new_link
                 && let Some(iid) = alarm.incident_id
-                && let Some(cur) = store::load_incident(&mut tx, b, iid).await?
+                && let Some(cur) = raw::load_incident(&mut tx, b, iid).await?
                 && !cur.status.is_terminal()
             {
                 let mut inc = cur.clone();
@@ -514,60 +476,6 @@ impl Incidents {
             duplicate: !new_link,
         })
     }
-}
-
-/// Links a stored snapshot to its alarm; returns whether the link is new.
-async fn link_snapshot(
-    conn: &mut sqlx::AnyConnection,
-    b: store::Backend,
-    alarm_id: &str,
-    sha: &str,
-    edge: &str,
-    now: i64,
-) -> Result<bool, IncidentError> {
-    let known =
-        sqlx::query("SELECT sha256 FROM alarm_snapshots WHERE alarm_id = $1 AND sha256 = $2")
-            .bind(alarm_id.to_owned())
-            .bind(sha.to_owned())
-            .fetch_optional(&mut *conn)
-            .await
-            .ctx(b, "looking up a snapshot link")?;
-    if known.is_some() {
-        return Ok(false);
-    }
-    sqlx::query(
-        "INSERT INTO alarm_snapshots (alarm_id, sha256, edge, received_at_ms) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(alarm_id.to_owned())
-    .bind(sha.to_owned())
-    .bind(edge.to_owned())
-    .bind(now)
-    .execute(conn)
-    .await
-    .ctx(b, "linking a snapshot to its alarm")?;
-    Ok(true)
-}
-
-/// sha256 of the snapshots linked to an alarm, oldest first.
-async fn snapshots_of(
-    conn: &mut sqlx::AnyConnection,
-    b: store::Backend,
-    alarm_id: &str,
-) -> Result<Vec<String>, IncidentError> {
-    let rows = sqlx::query(
-        "SELECT sha256 FROM alarm_snapshots WHERE alarm_id = $1 ORDER BY received_at_ms, sha256",
-    )
-    .bind(alarm_id.to_owned())
-    .fetch_all(conn)
-    .await
-    .ctx(b, "reading an alarm's snapshots")?;
-    rows.iter()
-        .map(|r| {
-            r.try_get("sha256")
-                .ctx(b, "alarm_snapshots.sha256")
-                .map_err(Into::into)
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@
 use std::path::{Path, PathBuf};
 
 use parkwatch_durable::atomic::{self, Durability};
-use sha2::{Digest, Sha256};
+
+pub use crate::hash::{hex, is_sha256, sha256_hex};
 
 /// Largest blob accepted (the protocol's snapshot limit).
 pub const MAX_BLOB_BYTES: usize = parkwatch_protocol::MAX_SNAPSHOT_BYTES;
@@ -42,27 +43,6 @@ pub enum BlobError {
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     dir: PathBuf,
-}
-
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    s
-}
-
-/// SHA-256 of `bytes` as lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-/// Whether `s` is 64 lowercase hex digits.
-pub fn is_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The MIME type of an accepted image, from its magic bytes.

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::api::auth::{hash_token, new_token};
-use crate::incidents::model::Role;
+use parkwatch_incidents::model::Role;
+use parkwatch_incidents::token::{hash_token, new_token};
 
 /// `parkctl token` subcommands.
 #[derive(Debug, Subcommand)]

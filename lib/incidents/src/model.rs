@@ -1,5 +1,6 @@
 //! The incident data model as the API and the store see it: statuses,
-//! sources, roles, actions, the incident record and its timeline entries.
+//! sources, roles, actions, the incident record and its timeline entries,
+//! alarms and their events, and the events of the live feed.
 //!
 //! Every enum here has a stable snake_case wire name (`as_str`, serde and
 //! the database use the same one), so a value written by one version is
@@ -9,6 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
 /// Declares a string enum with its wire names, `ALL`, `as_str`, `Display`
@@ -27,6 +29,7 @@ macro_rules! wire_enum {
         }
 
         // By hand: the derive does not see renames made inside a macro.
+        #[cfg(feature = "openapi")]
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
                 utoipa::openapi::ObjectBuilder::new()
@@ -37,6 +40,7 @@ macro_rules! wire_enum {
             }
         }
 
+        #[cfg(feature = "openapi")]
         impl ToSchema for $name {}
 
         impl $name {
@@ -222,7 +226,8 @@ wire_enum! {
 }
 
 /// Who is acting: a token's identity, or ingest itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Principal {
     /// The token's name (or `"ingest"` for the system).
     pub name: String,
@@ -249,7 +254,8 @@ impl Principal {
 }
 
 /// A WGS 84 position.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct LonLat {
     /// Longitude, -180..=180.
     pub lon: f64,
@@ -258,7 +264,8 @@ pub struct LonLat {
 }
 
 /// One incident (案卷) as the API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Incident {
     /// Id, increasing.
     pub id: i64,
@@ -347,7 +354,8 @@ pub struct Incident {
 }
 
 /// One append-only timeline entry.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct TimelineEntry {
     /// 1, 2, ... within the incident.
     pub seq: i64,
@@ -368,12 +376,13 @@ pub struct TimelineEntry {
     /// sha256 of attached blobs (photos, snapshots); fetch with `GET /api/v1/blobs/{sha256}`.
     pub attachments: Vec<String>,
     /// Details: dispatch target, due time, alarm id, ...
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub data: serde_json::Value,
 }
 
 /// An alarm as ingest keeps it (the latest state of one alarm id).
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct AlarmRecord {
     /// The edge's stable alarm id.
     pub alarm_id: String,
@@ -417,7 +426,8 @@ pub struct AlarmRecord {
 
 /// One event of an alarm as the edge sent it and ingest stored it, once
 /// per `(alarm_id, seq)`: re-sends after reconnects are not stored again.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct AlarmEventRecord {
     /// The edge's per-edge sequence number of the event.
     pub seq: i64,
@@ -432,7 +442,8 @@ pub struct AlarmEventRecord {
 }
 
 /// An alarm with every event stored for it, oldest first.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct AlarmDetail {
     /// The alarm's latest state.
     pub alarm: AlarmRecord,
@@ -441,7 +452,8 @@ pub struct AlarmDetail {
 }
 
 /// An incident with its whole timeline and its alarms.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct IncidentDetail {
     /// The incident.
     pub incident: Incident,
@@ -452,7 +464,8 @@ pub struct IncidentDetail {
 }
 
 /// One page of a list.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Page<T> {
     /// The items of this page.
     pub items: Vec<T>,
@@ -460,6 +473,71 @@ pub struct Page<T> {
     pub total: i64,
     /// `offset` of the next page, if there is one.
     pub next_offset: Option<i64>,
+}
+
+// ---------------------------------------------------------------- live feed
+
+/// What a feed event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FeedKind {
+    /// An alarm event arrived (new, update or end).
+    Alarm,
+    /// An incident changed (opened, a workflow step, evidence, escalation).
+    Incident,
+}
+
+impl FeedKind {
+    /// The wire name (also the SSE `event:` field).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedKind::Alarm => "alarm",
+            FeedKind::Incident => "incident",
+        }
+    }
+}
+
+/// An alarm event as the feed carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AlarmFeed {
+    /// `new`, `update` or `end`.
+    pub event: String,
+    /// The alarm after this event.
+    pub alarm: AlarmRecord,
+    /// Whether this event opened a new incident (else it joined one, or none).
+    pub opened_incident: bool,
+}
+
+/// An incident change as the feed carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct IncidentFeed {
+    /// The timeline entry that records the change.
+    pub entry: TimelineEntry,
+    /// The incident after the change.
+    pub incident: Incident,
+}
+
+/// One feed event: the `data:` of an SSE message (its `id:` is `id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct FeedEvent {
+    /// Feed id, increasing in commit order; resume with `Last-Event-ID`.
+    pub id: i64,
+    /// When the change was stored.
+    pub at_ms: i64,
+    /// `alarm` or `incident`.
+    pub kind: FeedKind,
+    /// The incident concerned, if any.
+    pub incident_id: Option<i64>,
+    /// For `alarm` events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<AlarmFeed>,
+    /// For `incident` events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident: Option<IncidentFeed>,
 }
 
 #[cfg(test)]

@@ -10,43 +10,23 @@
 use std::sync::Arc;
 
 use parkwatch_config::{Catalogue, CatalogueItem, Site, TimeUnit};
-use serde::Serialize;
 use serde_json::json;
-use sqlx::Row;
 use tokio::sync::watch;
 use tracing::{info, warn};
-use utoipa::ToSchema;
 
 use super::assign::{assign, supervisor_of};
 use super::blobs::{BlobError, BlobStore, is_sha256};
-use super::clock::Clock;
 use super::deadline::{DeadlineError, WorkCalendar};
 use super::feed::{self, FeedFilter, FeedRow};
 use super::model::{
     Action, AlarmDetail, AlarmRecord, AssigneeKind, EntryKind, Incident, IncidentDetail, LonLat,
     Page, Principal, Role, Source, Status, TimelineEntry,
 };
-use super::store::{self, DbContext, Store, StoreError};
+use super::store::{self, DbContext, Store, StoreError, raw};
 use super::workflow::{self, StepError, Subject};
+use parkwatch_durable::clock::Clock;
 
-/// One bad input field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct FieldError {
-    /// The field, as a JSON path (`location.lon`, `attachments[1]`) or query parameter.
-    pub field: String,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-impl FieldError {
-    /// A field error.
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use super::wire::FieldError;
 
 /// Why an operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -288,7 +268,7 @@ impl Incidents {
         change: Change,
     ) -> Result<i64, IncidentError> {
         let b = self.store.backend();
-        let saved = store::save_incident(
+        let saved = raw::save_incident(
             &mut *tx,
             b,
             &change.incident,
@@ -303,7 +283,7 @@ impl Incidents {
             )));
         }
         let mut entry = change.entry;
-        entry.seq = store::append_entry(&mut *tx, b, change.incident.id, &entry).await?;
+        entry.seq = raw::append_entry(&mut *tx, b, change.incident.id, &entry).await?;
         Ok(feed::push_incident(&mut *tx, b, &change.incident, &entry).await?)
     }
 
@@ -375,7 +355,7 @@ impl Incidents {
             let f = format!("{field}[{i}]");
             if !is_sha256(sha) {
                 bad.push(FieldError::new(f, "not a sha256 (64 lowercase hex digits)"));
-            } else if !store::blob_exists(&mut *conn, self.store.backend(), sha).await? {
+            } else if !raw::blob_exists(&mut *conn, self.store.backend(), sha).await? {
                 bad.push(FieldError::new(
                     f,
                     format!("no blob {sha}; upload it first with POST /api/v1/blobs"),
@@ -418,7 +398,7 @@ impl Incidents {
         let now = self.now_ms();
         let mut tx = self.store.begin().await?;
         self.check_attachments(&mut tx, "photos", &r.photos).await?;
-        let id = store::next_id(&mut tx, b, "incidents").await?;
+        let id = raw::next_id(&mut tx, b, "incidents").await?;
         let mut inc = self.skeleton(id, r.source, &item, Some(r.location), now);
         if let Some(t) = r.title {
             inc.title = t;
@@ -427,7 +407,7 @@ impl Incidents {
         inc.address = r.address;
         inc.reporter = r.reporter;
         inc.reporter_contact = r.reporter_contact;
-        store::insert_incident(&mut tx, b, &inc, None).await?;
+        raw::insert_incident(&mut tx, b, &inc, None).await?;
         let mut entry = TimelineEntry {
             seq: 0,
             at_ms: now,
@@ -446,7 +426,7 @@ impl Incidents {
                 "outside_grid": inc.outside_grid,
             }),
         };
-        entry.seq = store::append_entry(&mut tx, b, id, &entry).await?;
+        entry.seq = raw::append_entry(&mut tx, b, id, &entry).await?;
         let feed_id = feed::push_incident(&mut tx, b, &inc, &entry).await?;
         self.store.commit(tx).await?;
         self.notify(feed_id);
@@ -517,7 +497,7 @@ impl Incidents {
         let b = self.store.backend();
         let now = self.now_ms();
         let mut tx = self.store.begin().await?;
-        let Some(cur) = store::load_incident(&mut tx, b, id).await? else {
+        let Some(cur) = raw::load_incident(&mut tx, b, id).await? else {
             return Err(IncidentError::NotFound(format!("incident {id}")));
         };
         if let Some(v) = req.version
@@ -634,19 +614,7 @@ impl Incidents {
         let b = self.store.backend();
         let now = self.now_ms();
         let mut tx = self.store.begin().await?;
-        let sql = format!(
-            "SELECT {} FROM incidents WHERE overdue = 0 AND due_at_ms IS NOT NULL AND due_at_ms <= $1 AND status IN ('dispatched', 'accepted') ORDER BY id",
-            store::INCIDENT_COLUMNS
-        );
-        let rows = sqlx::query(&sql)
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await
-            .ctx(b, "finding overdue incidents")?;
-        let due: Vec<Incident> = rows
-            .iter()
-            .map(store::incident_from_row)
-            .collect::<Result<_, _>>()?;
+        let due = raw::overdue_incidents(&mut tx, b, now).await?;
         let mut last_feed = 0;
         for cur in &due {
             let mut inc = cur.clone();
@@ -725,11 +693,11 @@ impl Incidents {
     pub async fn detail(&self, id: i64) -> Result<IncidentDetail, IncidentError> {
         let b = self.store.backend();
         let mut conn = self.store.reader().acquire().await.ctx(b, "connecting")?;
-        let Some(incident) = store::load_incident(&mut conn, b, id).await? else {
+        let Some(incident) = raw::load_incident(&mut conn, b, id).await? else {
             return Err(IncidentError::NotFound(format!("incident {id}")));
         };
-        let timeline = store::load_timeline(&mut conn, b, id).await?;
-        let alarms = store::alarms_of(&mut conn, b, id).await?;
+        let timeline = raw::load_timeline(&mut conn, b, id).await?;
+        let alarms = raw::alarms_of(&mut conn, b, id).await?;
         Ok(IncidentDetail {
             incident,
             timeline,
@@ -740,151 +708,26 @@ impl Incidents {
     /// A page of incidents, newest first.
     pub async fn list(&self, f: &IncidentFilter) -> Result<Page<Incident>, IncidentError> {
         let b = self.store.backend();
-        let mut w = Where::default();
-        if !f.status.is_empty() {
-            w.any("status", f.status.iter().map(|s| s.as_str().to_owned()));
-        }
-        if !f.source.is_empty() {
-            w.any("source", f.source.iter().map(|s| s.as_str().to_owned()));
-        }
-        for (col, v) in [
-            ("class", &f.class),
-            ("item", &f.item),
-            ("camera", &f.camera),
-            ("assignee", &f.assignee),
-        ] {
-            if let Some(v) = v {
-                w.text(&format!("{col} = ?"), v);
-            }
-        }
-        if let Some(d) = &f.department {
-            w.text2(
-                "(department = ? OR (assignee_kind = 'department' AND assignee = ?))",
-                d,
-            );
-        }
-        if let Some(g) = &f.grid {
-            w.text3(
-                "(unit_grid = ? OR community_grid = ? OR responsibility_grid = ?)",
-                g,
-            );
-        }
-        if let Some(o) = f.overdue {
-            w.int("overdue = ?", i64::from(o));
-        }
-        if let Some(o) = f.outside_grid {
-            w.int("outside_grid = ?", i64::from(o));
-        }
-        if let Some(t) = f.from_ms {
-            w.int("created_at_ms >= ?", t);
-        }
-        if let Some(t) = f.to_ms {
-            w.int("created_at_ms < ?", t);
-        }
         let mut conn = self.store.reader().acquire().await.ctx(b, "connecting")?;
-        let count_sql = format!("SELECT COUNT(*) AS n FROM incidents{}", w.sql());
-        let total: i64 = w
-            .bind(sqlx::query(&count_sql))
-            .fetch_one(&mut *conn)
-            .await
-            .ctx(b, "counting incidents")?
-            .try_get("n")
-            .ctx(b, "incidents count")?;
-        let n = w.params.len();
-        let sql = format!(
-            "SELECT {} FROM incidents{} ORDER BY id DESC LIMIT ${} OFFSET ${}",
-            store::INCIDENT_COLUMNS,
-            w.sql(),
-            n + 1,
-            n + 2
-        );
-        let rows = w
-            .bind(sqlx::query(&sql))
-            .bind(f.limit)
-            .bind(f.offset)
-            .fetch_all(&mut *conn)
-            .await
-            .ctx(b, "listing incidents")?;
-        let items = rows
-            .iter()
-            .map(store::incident_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = f.offset.saturating_add(f.limit);
-        Ok(Page {
-            next_offset: (next < total).then_some(next),
-            items,
-            total,
-        })
+        Ok(raw::list_incidents(&mut conn, b, f).await?)
     }
 
     /// One alarm with every event stored for it.
     pub async fn alarm_detail(&self, alarm_id: &str) -> Result<AlarmDetail, IncidentError> {
         let b = self.store.backend();
         let mut conn = self.store.reader().acquire().await.ctx(b, "connecting")?;
-        let Some(alarm) = store::load_alarm(&mut conn, b, alarm_id).await? else {
+        let Some(alarm) = raw::load_alarm(&mut conn, b, alarm_id).await? else {
             return Err(IncidentError::NotFound(format!("alarm {alarm_id:?}")));
         };
-        let events = store::alarm_events(&mut conn, b, alarm_id).await?;
+        let events = raw::alarm_events(&mut conn, b, alarm_id).await?;
         Ok(AlarmDetail { alarm, events })
     }
 
     /// A page of alarms, newest first.
     pub async fn alarms(&self, f: &AlarmFilter) -> Result<Page<AlarmRecord>, IncidentError> {
         let b = self.store.backend();
-        let mut w = Where::default();
-        for (col, v) in [
-            ("camera", &f.camera),
-            ("edge", &f.edge),
-            ("kind", &f.kind),
-            ("state", &f.state),
-        ] {
-            if let Some(v) = v {
-                w.text(&format!("{col} = ?"), v);
-            }
-        }
-        if let Some(i) = f.incident_id {
-            w.int("incident_id = ?", i);
-        }
-        if let Some(t) = f.from_ms {
-            w.int("started_at_ms >= ?", t);
-        }
-        if let Some(t) = f.to_ms {
-            w.int("started_at_ms < ?", t);
-        }
         let mut conn = self.store.reader().acquire().await.ctx(b, "connecting")?;
-        let count_sql = format!("SELECT COUNT(*) AS n FROM alarms{}", w.sql());
-        let total: i64 = w
-            .bind(sqlx::query(&count_sql))
-            .fetch_one(&mut *conn)
-            .await
-            .ctx(b, "counting alarms")?
-            .try_get("n")
-            .ctx(b, "alarms count")?;
-        let n = w.params.len();
-        let sql = format!(
-            "SELECT {} FROM alarms{} ORDER BY started_at_ms DESC, alarm_id DESC LIMIT ${} OFFSET ${}",
-            store::ALARM_COLUMNS,
-            w.sql(),
-            n + 1,
-            n + 2
-        );
-        let rows = w
-            .bind(sqlx::query(&sql))
-            .bind(f.limit)
-            .bind(f.offset)
-            .fetch_all(&mut *conn)
-            .await
-            .ctx(b, "listing alarms")?;
-        let items = rows
-            .iter()
-            .map(store::alarm_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = f.offset.saturating_add(f.limit);
-        Ok(Page {
-            next_offset: (next < total).then_some(next),
-            items,
-            total,
-        })
+        Ok(raw::list_alarms(&mut conn, b, f).await?)
     }
 
     /// Feed rows after `after_id` matching `f` (at most `limit`), and the
@@ -924,7 +767,7 @@ impl Incidents {
         let len = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
         let (sha, mime) = self.blobs.put(bytes).await?;
         let mut tx = self.store.begin().await?;
-        store::register_blob(
+        raw::register_blob(
             &mut tx,
             self.store.backend(),
             &sha,
@@ -947,7 +790,7 @@ impl Incidents {
         }
         let b = self.store.backend();
         let mut conn = self.store.reader().acquire().await.ctx(b, "connecting")?;
-        let Some(mime) = store::blob_type(&mut conn, b, sha).await? else {
+        let Some(mime) = raw::blob_type(&mut conn, b, sha).await? else {
             return Err(IncidentError::NotFound(format!("blob {sha}")));
         };
         drop(conn);
@@ -976,84 +819,5 @@ pub fn parse_time_unit(s: &str) -> TimeUnit {
         "working_hours" => TimeUnit::WorkingHours,
         "working_days" => TimeUnit::WorkingDays,
         _ => TimeUnit::EmergencyHours,
-    }
-}
-
-/// A WHERE clause under construction, with its parameters in order.
-#[derive(Debug, Default)]
-struct Where {
-    clauses: Vec<String>,
-    params: Vec<Param>,
-}
-
-#[derive(Debug, Clone)]
-enum Param {
-    Text(String),
-    Int(i64),
-}
-
-impl Where {
-    fn placeholder(&mut self, p: Param) -> String {
-        self.params.push(p);
-        format!("${}", self.params.len())
-    }
-
-    fn fill(&mut self, clause: &str, values: Vec<Param>) {
-        let mut out = String::new();
-        let mut values = values.into_iter();
-        for c in clause.chars() {
-            if c == '?' {
-                if let Some(v) = values.next() {
-                    let ph = self.placeholder(v);
-                    out.push_str(&ph);
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        self.clauses.push(out);
-    }
-
-    fn text(&mut self, clause: &str, v: &str) {
-        self.fill(clause, vec![Param::Text(v.to_owned())]);
-    }
-
-    fn text2(&mut self, clause: &str, v: &str) {
-        self.fill(clause, vec![Param::Text(v.to_owned()); 2]);
-    }
-
-    fn text3(&mut self, clause: &str, v: &str) {
-        self.fill(clause, vec![Param::Text(v.to_owned()); 3]);
-    }
-
-    fn int(&mut self, clause: &str, v: i64) {
-        self.fill(clause, vec![Param::Int(v)]);
-    }
-
-    fn any(&mut self, col: &str, values: impl Iterator<Item = String>) {
-        let values: Vec<Param> = values.map(Param::Text).collect();
-        let marks = vec!["?"; values.len()].join(", ");
-        self.fill(&format!("{col} IN ({marks})"), values);
-    }
-
-    fn sql(&self) -> String {
-        if self.clauses.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", self.clauses.join(" AND "))
-        }
-    }
-
-    fn bind<'q>(
-        &self,
-        mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-        for p in &self.params {
-            q = match p {
-                Param::Text(t) => q.bind(t.clone()),
-                Param::Int(i) => q.bind(*i),
-            };
-        }
-        q
     }
 }

@@ -1,11 +1,19 @@
-//! A small HTTP client for `/api/v1`, shared by the parkctl commands.
+//! A small typed HTTP client for `/api/v1`, shared by the parkctl commands.
+//!
+//! Known answers are decoded into `parkwatch-incidents`' types (the same
+//! types ingest serialises), so the compiler checks the contract between
+//! the two; an answer that does not match is an error, never a guess.
+//! `--json` output is the server's answer itself ([`ApiClient::send_json`]).
+//! Every refusal becomes [`CliError::Api`] from the API's one error body.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use parkwatch_incidents::wire::{BlobInfo, ErrorBody};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::ApiArgs;
+use crate::cmds::ApiArgs;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -112,8 +120,13 @@ impl ApiClient {
         }
     }
 
-    /// Sends a request and decodes a JSON answer; a 4xx/5xx becomes [`CliError::Api`].
-    pub async fn send(&self, path: &str, req: reqwest::RequestBuilder) -> Result<Value, CliError> {
+    /// Sends a request and returns the body of a successful answer; a
+    /// 4xx/5xx becomes [`CliError::Api`].
+    async fn body(
+        &self,
+        path: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<bytes::Bytes, CliError> {
         let resp = req
             .timeout(Duration::from_secs(30))
             .send()
@@ -124,21 +137,49 @@ impl ApiClient {
         if !status.is_success() {
             return Err(api_error(status.as_u16(), &body));
         }
+        Ok(body)
+    }
+
+    /// Sends a request and decodes the answer as JSON, whatever its shape
+    /// (for `--json`, which prints it).
+    pub async fn send_json(
+        &self,
+        path: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<Value, CliError> {
+        let body = self.body(path, req).await?;
         serde_json::from_slice(&body).map_err(|e| CliError::Connect {
             url: self.url(path),
             message: format!("answer is not JSON: {e}"),
         })
     }
 
-    /// `GET path`.
-    pub async fn get(&self, path: &str) -> Result<Value, CliError> {
+    /// Sends a request and decodes the answer into `T`.
+    pub async fn send<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, CliError> {
+        let body = self.body(path, req).await?;
+        serde_json::from_slice(&body).map_err(|e| CliError::Connect {
+            url: self.url(path),
+            message: if e.is_syntax() || e.is_eof() {
+                format!("answer is not JSON: {e}")
+            } else {
+                format!("unexpected answer ({e})")
+            },
+        })
+    }
+
+    /// `GET path`, decoded into `T`.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
         self.send(path, self.request(reqwest::Method::GET, path))
             .await
     }
 
-    /// `POST path` with a JSON body.
-    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, CliError> {
-        self.send(path, self.request(reqwest::Method::POST, path).json(body))
+    /// `GET path` for `--json`.
+    pub async fn get_json(&self, path: &str) -> Result<Value, CliError> {
+        self.send_json(path, self.request(reqwest::Method::GET, path))
             .await
     }
 
@@ -152,7 +193,7 @@ impl ApiClient {
         } else {
             "image/jpeg"
         };
-        let v = self
+        let info: BlobInfo = self
             .send(
                 "/blobs",
                 self.request(reqwest::Method::POST, "/blobs")
@@ -160,38 +201,29 @@ impl ApiClient {
                     .body(bytes),
             )
             .await?;
-        v.get("sha256")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| CliError::Io("upload answer has no sha256".into()))
+        Ok(info.sha256)
     }
 }
 
-/// Decodes an error body (any shape) into [`CliError::Api`].
+/// Decodes an error body into [`CliError::Api`]: the API's [`ErrorBody`],
+/// or (from something in front of ingest) the start of whatever came.
 pub fn api_error(status: u16, body: &[u8]) -> CliError {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let e = v.get("error");
-    let s = |k: &str| {
-        e.and_then(|e| e.get(k))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    CliError::Api {
-        status,
-        code: s("code").unwrap_or_else(|| "error".into()),
-        message: s("message")
-            .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect()),
-        fields: e
-            .and_then(|e| e.get("fields"))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|f| {
-                        let g = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-                        (g("field"), g("message"))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody { error }) => CliError::Api {
+            status,
+            code: error.code,
+            message: error.message,
+            fields: error
+                .fields
+                .into_iter()
+                .map(|f| (f.field, f.message))
+                .collect(),
+        },
+        Err(_) => CliError::Api {
+            status,
+            code: "error".into(),
+            message: String::from_utf8_lossy(body).chars().take(300).collect(),
+            fields: Vec::new(),
+        },
     }
 }

@@ -1,9 +1,14 @@
-//! Human-readable lines for feed events and incidents.
+//! Human-readable lines for feed events, incidents and alarms.
 //!
-//! Pure functions of JSON values, so `parkctl tail` and `parkctl incidents`
-//! print the same way and the tests need no server.
+//! Pure functions of the API's types (`parkwatch-incidents`), so `parkctl
+//! tail`, `parkctl incidents` and `parkctl alarms` print the same way and
+//! the tests need no server. Absent and empty text fields are shown alike
+//! (left out).
 
 use parkwatch_config::CivilDate;
+use parkwatch_incidents::model::{
+    AlarmDetail, AlarmRecord, FeedEvent, FeedKind, Incident, IncidentDetail, Status,
+};
 use serde_json::Value;
 
 /// Parses `+HH:MM` / `-HH:MM` into minutes east of UTC.
@@ -34,79 +39,84 @@ pub fn time(ms: i64, offset_min: i32) -> String {
     )
 }
 
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or("")
+/// A text field as the lines show it: absent and empty are alike.
+fn opt(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|s| !s.is_empty())
 }
 
-fn opt<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
-    v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty())
+/// A non-empty string, else `None`.
+fn nonempty(s: &str) -> Option<&str> {
+    Some(s).filter(|s| !s.is_empty())
+}
+
+/// A text field of a timeline entry's free-form `data`.
+fn data_str<'a>(data: &'a Value, k: &str) -> Option<&'a str> {
+    data.get(k)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// One line for a feed event (the `data:` JSON of the stream).
-pub fn feed_line(ev: &Value, offset_min: i32) -> String {
-    let at = ev.get("at_ms").and_then(Value::as_i64).unwrap_or(0);
-    let t = time(at, offset_min);
-    match s(ev, "kind") {
-        "alarm" => {
-            let a = ev.get("alarm").cloned().unwrap_or(Value::Null);
-            let alarm = a.get("alarm").cloned().unwrap_or(Value::Null);
+pub fn feed_line(ev: &FeedEvent, offset_min: i32) -> String {
+    let t = time(ev.at_ms, offset_min);
+    match (ev.kind, &ev.alarm, &ev.incident) {
+        (FeedKind::Alarm, Some(a), _) => {
+            let alarm = &a.alarm;
             let mut line = format!(
                 "{t}  ALARM     {:<6} {:<16} {:<8} {}",
-                s(&a, "event"),
-                s(&alarm, "kind"),
-                s(&alarm, "severity"),
-                opt(&alarm, "camera")
-                    .or(opt(&alarm, "sensor"))
-                    .unwrap_or(s(&alarm, "edge")),
+                a.event,
+                alarm.kind,
+                alarm.severity,
+                opt(&alarm.camera)
+                    .or(opt(&alarm.sensor))
+                    .unwrap_or(&alarm.edge),
             );
-            if let Some(z) = opt(&alarm, "zone") {
+            if let Some(z) = opt(&alarm.zone) {
                 line.push_str(&format!(" zone={z}"));
             }
-            line.push_str(&format!(" rule={}", s(&alarm, "rule_id")));
-            if let Some(id) = alarm.get("incident_id").and_then(Value::as_i64) {
-                let how = if a.get("opened_incident").and_then(Value::as_bool) == Some(true) {
-                    " (new)"
-                } else {
-                    ""
-                };
+            line.push_str(&format!(" rule={}", alarm.rule_id));
+            if let Some(id) = alarm.incident_id {
+                let how = if a.opened_incident { " (new)" } else { "" };
                 line.push_str(&format!("  -> incident #{id}{how}"));
             }
-            if let Some(g) = opt(&alarm, "unit_grid") {
+            if let Some(g) = opt(&alarm.unit_grid) {
                 line.push_str(&format!("  grid {g}"));
             }
             line
         }
-        "incident" => {
-            let f = ev.get("incident").cloned().unwrap_or(Value::Null);
-            let e = f.get("entry").cloned().unwrap_or(Value::Null);
-            let i = f.get("incident").cloned().unwrap_or(Value::Null);
-            let id = i.get("id").and_then(Value::as_i64).unwrap_or(0);
-            let kind = s(&e, "kind");
-            let from = opt(&e, "from_status");
-            let to = s(&e, "to_status");
-            let status = match from {
+        (FeedKind::Incident, _, Some(f)) => {
+            let e = &f.entry;
+            let i = &f.incident;
+            let id = i.id;
+            let kind = e.kind.as_str();
+            let to = e.to_status.as_str();
+            let status = match e.from_status.map(Status::as_str) {
                 Some(f) if f != to => format!("{f} -> {to}"),
                 _ => to.to_owned(),
             };
             let mut line = format!(
                 "{t}  INCIDENT  #{id:<5} {kind:<12} {status:<24} {} {}",
-                s(&i, "item"),
-                s(&i, "title"),
+                i.item, i.title,
             );
-            line.push_str(&format!("  by {} ({})", s(&e, "actor"), s(&e, "role")));
-            let data = e.get("data").cloned().unwrap_or(Value::Null);
-            if let Some(a) = opt(&data, "assignee") {
-                line.push_str(&format!("  to {} {a}", s(&data, "assignee_kind")));
+            line.push_str(&format!("  by {} ({})", e.actor, e.role.as_str()));
+            if let Some(a) = data_str(&e.data, "assignee") {
+                line.push_str(&format!(
+                    "  to {} {a}",
+                    e.data
+                        .get("assignee_kind")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                ));
             }
-            if let Some(due) = data.get("due_at_ms").and_then(Value::as_i64)
+            if let Some(due) = e.data.get("due_at_ms").and_then(Value::as_i64)
                 && matches!(kind, "dispatch" | "escalate")
             {
                 line.push_str(&format!("  due {}", time(due, offset_min)));
             }
-            if let Some(g) = opt(&i, "unit_grid").or(opt(&i, "responsibility_grid")) {
+            if let Some(g) = opt(&i.unit_grid).or(opt(&i.responsibility_grid)) {
                 line.push_str(&format!("  grid {g}"));
             }
-            if let Some(n) = opt(&e, "note")
+            if let Some(n) = opt(&e.note)
                 && kind != "report"
             {
                 let short: String = n.chars().take(60).collect();
@@ -114,67 +124,59 @@ pub fn feed_line(ev: &Value, offset_min: i32) -> String {
             }
             line
         }
-        other => format!("{t}  {other}"),
+        (kind, _, _) => format!("{t}  {}", kind.as_str()),
     }
 }
 
 /// One line for an incident in a list.
-pub fn incident_line(i: &Value, offset_min: i32) -> String {
-    let id = i.get("id").and_then(Value::as_i64).unwrap_or(0);
-    let created = i.get("created_at_ms").and_then(Value::as_i64).unwrap_or(0);
-    let overdue = if i.get("overdue").and_then(Value::as_bool) == Some(true) {
-        " OVERDUE"
-    } else {
-        ""
-    };
-    let assignee = opt(i, "assignee")
+pub fn incident_line(i: &Incident, offset_min: i32) -> String {
+    let id = i.id;
+    let overdue = if i.overdue { " OVERDUE" } else { "" };
+    let assignee = opt(&i.assignee)
         .map(|a| format!(" -> {a}"))
         .unwrap_or_default();
     format!(
         "#{id:<5} {}  {:<10} {:<13} {} {}{assignee}{overdue}  grid {}",
-        time(created, offset_min),
-        s(i, "status"),
-        s(i, "source"),
-        s(i, "item"),
-        s(i, "title"),
-        opt(i, "unit_grid")
-            .or(opt(i, "responsibility_grid"))
+        time(i.created_at_ms, offset_min),
+        i.status.as_str(),
+        i.source.as_str(),
+        i.item,
+        i.title,
+        opt(&i.unit_grid)
+            .or(opt(&i.responsibility_grid))
             .unwrap_or("-"),
     )
 }
 
 /// A multi-line view of an incident with its timeline.
-pub fn incident_detail(d: &Value, offset_min: i32) -> String {
-    let i = d.get("incident").cloned().unwrap_or(Value::Null);
-    let mut out = incident_line(&i, offset_min);
+pub fn incident_detail(d: &IncidentDetail, offset_min: i32) -> String {
+    let i = &d.incident;
+    let mut out = incident_line(i, offset_min);
     out.push('\n');
-    let field = |k: &str| -> Option<String> {
-        match i.get(k) {
-            Some(Value::Null) | None => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(v) => Some(v.to_string()),
-        }
-    };
-    for k in [
-        "description",
-        "severity",
-        "department",
-        "assignee_kind",
-        "assignee",
-        "grid_worker",
-        "camera",
-        "zone",
-        "alarm_count",
-        "time_limit",
-        "time_unit",
-        "version",
-    ] {
-        if let Some(v) = field(k) {
+    let fields: [(&str, Option<String>); 12] = [
+        ("description", i.description.clone()),
+        ("severity", i.severity.clone()),
+        ("department", Some(i.department.clone())),
+        (
+            "assignee_kind",
+            i.assignee_kind.map(|k| k.as_str().to_owned()),
+        ),
+        ("assignee", i.assignee.clone()),
+        ("grid_worker", i.grid_worker.clone()),
+        ("camera", i.camera.clone()),
+        ("zone", i.zone.clone()),
+        ("alarm_count", Some(i.alarm_count.to_string())),
+        ("time_limit", Some(i.time_limit.to_string())),
+        ("time_unit", Some(i.time_unit.clone())),
+        ("version", Some(i.version.to_string())),
+    ];
+    for (k, v) in fields {
+        if let Some(v) = v {
             out.push_str(&format!("  {k:<14}{v}\n"));
         }
     }
-    for k in ["due_at_ms", "closed_at_ms"] {
-        if let Some(ms) = i.get(k).and_then(Value::as_i64) {
+    for (k, ms) in [("due_at_ms", i.due_at_ms), ("closed_at_ms", i.closed_at_ms)] {
+        if let Some(ms) = ms {
             out.push_str(&format!(
                 "  {:<14}{}\n",
                 k.trim_end_matches("_ms"),
@@ -183,26 +185,17 @@ pub fn incident_detail(d: &Value, offset_min: i32) -> String {
         }
     }
     out.push_str("  timeline:\n");
-    for e in d
-        .get("timeline")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let at = e.get("at_ms").and_then(Value::as_i64).unwrap_or(0);
-        let n = e
-            .get("attachments")
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
+    for e in &d.timeline {
+        let n = e.attachments.len();
         out.push_str(&format!(
             "   {:>3} {}  {:<12} -> {:<11} {} ({}){}{}\n",
-            e.get("seq").and_then(Value::as_i64).unwrap_or(0),
-            time(at, offset_min),
-            s(e, "kind"),
-            s(e, "to_status"),
-            s(e, "actor"),
-            s(e, "role"),
-            opt(e, "note")
+            e.seq,
+            time(e.at_ms, offset_min),
+            e.kind.as_str(),
+            e.to_status.as_str(),
+            e.actor,
+            e.role.as_str(),
+            opt(&e.note)
                 .map(|n| format!("  \"{n}\""))
                 .unwrap_or_default(),
             if n > 0 {
@@ -216,58 +209,53 @@ pub fn incident_detail(d: &Value, offset_min: i32) -> String {
 }
 
 /// One line for an alarm in a list.
-pub fn alarm_line(a: &Value, offset_min: i32) -> String {
-    let started = a.get("started_at_ms").and_then(Value::as_i64).unwrap_or(0);
+pub fn alarm_line(a: &AlarmRecord, offset_min: i32) -> String {
     let incident = a
-        .get("incident_id")
-        .and_then(Value::as_i64)
+        .incident_id
         .map(|i| format!("  incident #{i}"))
         .unwrap_or_default();
     format!(
         "{}  {:<6} {:<16} {:<8} {}{}  {}{incident}",
-        time(started, offset_min),
-        s(a, "state"),
-        s(a, "kind"),
-        s(a, "severity"),
-        opt(a, "camera")
-            .or(opt(a, "sensor"))
-            .unwrap_or(s(a, "edge")),
-        opt(a, "zone")
+        time(a.started_at_ms, offset_min),
+        a.state,
+        a.kind,
+        a.severity,
+        opt(&a.camera).or(opt(&a.sensor)).unwrap_or(&a.edge),
+        opt(&a.zone)
             .map(|z| format!(" zone={z}"))
             .unwrap_or_default(),
-        s(a, "alarm_id"),
+        a.alarm_id,
     )
 }
 
 /// A multi-line view of an alarm with its stored events.
-pub fn alarm_detail(d: &Value, offset_min: i32) -> String {
-    let a = d.get("alarm").cloned().unwrap_or(Value::Null);
-    let mut out = alarm_line(&a, offset_min);
+pub fn alarm_detail(d: &AlarmDetail, offset_min: i32) -> String {
+    let a = &d.alarm;
+    let mut out = alarm_line(a, offset_min);
     out.push('\n');
-    for k in ["edge", "rule_id", "unit_grid", "snapshot", "message"] {
-        if let Some(v) = opt(&a, k) {
+    for (k, v) in [
+        ("edge", nonempty(&a.edge)),
+        ("rule_id", nonempty(&a.rule_id)),
+        ("unit_grid", opt(&a.unit_grid)),
+        ("snapshot", opt(&a.snapshot)),
+        ("message", opt(&a.message)),
+    ] {
+        if let Some(v) = v {
             out.push_str(&format!("  {k:<14}{v}\n"));
         }
     }
-    if let Some(ms) = a.get("ended_at_ms").and_then(Value::as_i64) {
+    if let Some(ms) = a.ended_at_ms {
         out.push_str(&format!("  {:<14}{}\n", "ended", time(ms, offset_min)));
     }
     out.push_str("  events (seq, at, event, received):\n");
-    for e in d
-        .get("events")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let at = e.get("event_at_ms").and_then(Value::as_i64).unwrap_or(0);
-        let got = e.get("received_at_ms").and_then(Value::as_i64).unwrap_or(0);
+    for e in &d.events {
         out.push_str(&format!(
             "   {:>8} {}  {:<6} received {}{}\n",
-            e.get("seq").and_then(Value::as_i64).unwrap_or(0),
-            time(at, offset_min),
-            s(e, "event"),
-            time(got, offset_min),
-            opt(e, "snapshot_sha256")
+            e.seq,
+            time(e.event_at_ms, offset_min),
+            e.event,
+            time(e.received_at_ms, offset_min),
+            opt(&e.snapshot_sha256)
                 .map(|h| format!("  snapshot {}", &h[..h.len().min(12)]))
                 .unwrap_or_default(),
         ));
@@ -295,8 +283,11 @@ mod tests {
             "alarm": {"event": "new", "opened_incident": true, "alarm": {
                 "alarm_id": "a", "kind": "intrusion", "severity": "major",
                 "camera": "cam-p01-1", "zone": "gate", "rule_id": "r1",
-                "edge": "edge-p01", "incident_id": 3, "unit_grid": "99010100100101"}}
+                "edge": "edge-p01", "incident_id": 3, "unit_grid": "99010100100101",
+                "site": "etdz", "state": "active", "started_at_ms": 0,
+                "last_event_at_ms": 0, "received_at_ms": 0}}
         });
+        let ev: FeedEvent = serde_json::from_value(ev).expect("a feed event");
         let line = feed_line(&ev, 0);
         assert!(line.contains("ALARM"), "{line}");
         assert!(line.contains("intrusion"), "{line}");
@@ -310,7 +301,8 @@ mod tests {
             "alarm": {"alarm_id": "edge-p01.cam-1.gate.1", "kind": "intrusion",
                 "severity": "major", "state": "ended", "camera": "cam-1", "zone": "gate",
                 "edge": "edge-p01", "rule_id": "gate-intrusion", "incident_id": 9,
-                "started_at_ms": 0, "ended_at_ms": 5000},
+                "started_at_ms": 0, "ended_at_ms": 5000,
+                "site": "etdz", "last_event_at_ms": 5000, "received_at_ms": 60_000},
             "events": [
                 {"seq": 41, "event": "new", "event_at_ms": 0, "received_at_ms": 60_000,
                  "snapshot_sha256": "ab12cd34ef56ab12cd34ef56"},
@@ -318,6 +310,7 @@ mod tests {
                  "snapshot_sha256": null}
             ]
         });
+        let d: AlarmDetail = serde_json::from_value(d).expect("an alarm detail");
         let text = alarm_detail(&d, 0);
         let lines: Vec<&str> = text.lines().collect();
         assert!(

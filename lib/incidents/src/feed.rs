@@ -11,72 +11,15 @@
 //! streams also poll every second, which picks up rows written by other
 //! ingest instances sharing a PostgreSQL store.
 
-use serde::Serialize;
 use sqlx::AnyConnection;
 use sqlx::Row;
-use utoipa::ToSchema;
 
-use super::model::{AlarmRecord, EntryKind, Incident, TimelineEntry};
-use super::store::{Backend, DbContext, StoreError, next_id};
-
-/// What a feed event is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FeedKind {
-    /// An alarm event arrived (new, update or end).
-    Alarm,
-    /// An incident changed (opened, a workflow step, evidence, escalation).
-    Incident,
-}
-
-impl FeedKind {
-    /// The wire name (also the SSE `event:` field).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FeedKind::Alarm => "alarm",
-            FeedKind::Incident => "incident",
-        }
-    }
-}
-
-/// An alarm event as the feed carries it.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct AlarmFeed {
-    /// `new`, `update` or `end`.
-    pub event: String,
-    /// The alarm after this event.
-    pub alarm: AlarmRecord,
-    /// Whether this event opened a new incident (else it joined one, or none).
-    pub opened_incident: bool,
-}
-
-/// An incident change as the feed carries it.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct IncidentFeed {
-    /// The timeline entry that records the change.
-    pub entry: TimelineEntry,
-    /// The incident after the change.
-    pub incident: Incident,
-}
-
-/// One feed event: the `data:` of an SSE message (its `id:` is `id`).
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct FeedEvent {
-    /// Feed id, increasing in commit order; resume with `Last-Event-ID`.
-    pub id: i64,
-    /// When the change was stored.
-    pub at_ms: i64,
-    /// `alarm` or `incident`.
-    pub kind: FeedKind,
-    /// The incident concerned, if any.
-    pub incident_id: Option<i64>,
-    /// For `alarm` events.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub alarm: Option<AlarmFeed>,
-    /// For `incident` events.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub incident: Option<IncidentFeed>,
-}
+use super::model::{EntryKind, Incident, TimelineEntry};
+// The events themselves are part of the HTTP contract, so they live in
+// the always-built model.
+pub use super::model::{AlarmFeed, FeedEvent, FeedKind, IncidentFeed};
+use super::store::raw::next_id;
+use super::store::{Backend, DbContext, StoreError};
 
 /// Filter columns of a feed row.
 #[derive(Debug, Clone, Default)]

@@ -1,23 +1,34 @@
-//! Incidents: alarms and reports from every channel handled in the
-//! GB/T 30428 closed loop (report -> file or cancel -> dispatch -> accept
-//! -> handle with feedback -> verify: close or rework), with grid
+//! `parkwatch-incidents`: alarms and reports from every channel handled in
+//! the GB/T 30428 closed loop (report -> file or cancel -> dispatch ->
+//! accept -> handle with feedback -> verify: close or rework), with grid
 //! assignment, time limits on the work calendar, escalation and evaluation.
 //!
-//! Parts:
-//! - [`model`]: statuses, sources, roles, actions, the incident and its timeline.
+//! Always built (no database, no web framework; what `parkctl` links):
+//! - [`model`]: statuses, sources, roles, actions, the incident and its
+//!   timeline, alarms, the live feed's events.
+//! - [`wire`]: the other request and response bodies of the HTTP API (and
+//!   of `GET /deadletters`).
+//! - [`sse`]: the client side of the live stream's `text/event-stream`.
+//! - [`token`]: API tokens and the hash ingest keeps of them.
+//! - [`hash`]: lowercase hex and SHA-256 names.
 //! - [`workflow`]: the pure transition and role table (the only gate).
 //! - [`deadline`]: time limits in emergency hours, working hours or working
 //!   days on the site's work calendar.
 //! - [`assign`]: location -> unit, community and responsibility grid, worker.
+//! - [`clock`]: the time seam.
+//!
+//! With the default feature `store` (sqlx, tokio):
 //! - [`store`]: SQLite or PostgreSQL through one set of migrations;
-//!   serialised, atomic writes.
+//!   serialised, atomic writes; [`store::raw`] holds every SQL statement.
 //! - [`blobs`]: content-addressed snapshots and photos on disk.
 //! - [`service`]: [`Incidents`], every operation as one transaction.
 //! - [`intake`]: alarms and snapshots from MQTT, deduplicated and correlated.
 //! - [`feed`]: the commit-ordered feed behind the live SSE stream.
 //! - [`stats`]: closure, on-time and rework rates per grid, department, worker.
 //! - [`config`]: the `[store]` and `[incidents]` configuration tables.
-//! - [`clock`]: the time seam.
+//!
+//! With the feature `openapi`, the types of the HTTP contract derive
+//! utoipa's `ToSchema`, from which ingest builds its OpenAPI document.
 //!
 //! Guarantees (each detailed in its module): every change is atomic and
 //! recorded in the append-only timeline and the feed in the same
@@ -26,27 +37,42 @@
 //! acknowledged only after it is durably stored.
 
 pub mod assign;
+#[cfg(feature = "store")]
 pub mod blobs;
-pub mod clock;
+#[cfg(feature = "store")]
 pub mod config;
 pub mod deadline;
+#[cfg(feature = "store")]
 pub mod feed;
+pub mod hash;
+#[cfg(feature = "store")]
 pub mod intake;
 pub mod model;
+#[cfg(feature = "store")]
 pub mod service;
+pub mod sse;
+#[cfg(feature = "store")]
 pub mod stats;
+#[cfg(feature = "store")]
 pub mod store;
+pub mod token;
+pub mod wire;
 pub mod workflow;
 
+#[cfg(feature = "store")]
 use std::path::{Path, PathBuf};
+#[cfg(feature = "store")]
 use std::sync::Arc;
 
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use model::{Action, Incident, IncidentDetail, Principal, Role, Source, Status};
+pub use parkwatch_durable::clock::{Clock, ManualClock, SystemClock};
+#[cfg(feature = "store")]
 pub use service::{IncidentError, Incidents, IntakeOutcome};
+#[cfg(feature = "store")]
 pub use store::{Store, StoreSettings};
 
 /// Why the incident service could not start.
+#[cfg(feature = "store")]
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// The site directory is invalid.
@@ -64,6 +90,7 @@ pub enum OpenError {
 
 /// Opens the store (applying migrations) and builds the service for a
 /// loaded site.
+#[cfg(feature = "store")]
 pub async fn open_site(
     site: Arc<parkwatch_config::Site>,
     settings: &StoreSettings,
@@ -77,6 +104,7 @@ pub async fn open_site(
 
 /// Loads the site at `site_dir`, opens the store (applying migrations) and
 /// builds the service.
+#[cfg(feature = "store")]
 pub async fn open(
     site_dir: &Path,
     settings: &StoreSettings,
@@ -85,7 +113,7 @@ pub async fn open(
 ) -> Result<Arc<Incidents>, OpenError> {
     let site = parkwatch_config::load_site(site_dir).map_err(|p| OpenError::Site {
         dir: site_dir.to_path_buf(),
-        problems: crate::format_problems(&p),
+        problems: p.0.iter().map(|p| format!("{p}\n")).collect(),
     })?;
     open_site(Arc::new(site), settings, blob_dir, clock).await
 }

@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use serde_json::{Map, Value, json};
+use parkwatch_incidents::model::{Incident, IncidentDetail, Page};
+use parkwatch_incidents::wire::{ActionRequest, LocationInput, ReportRequest};
 
-use super::client::{ApiClient, CliError};
-use super::format::{incident_detail, incident_line};
 use super::{ApiArgs, pretty};
+use crate::client::{ApiClient, CliError};
+use crate::format::{incident_detail, incident_line};
 
 /// `parkctl incidents` subcommands.
 #[derive(Debug, Subcommand)]
@@ -145,39 +146,26 @@ pub async fn run(cmd: IncidentsCommand) -> Result<(), CliError> {
             if overdue {
                 q.push(("overdue", "true".into()));
             }
-            let v = c
-                .send(
-                    "/incidents",
-                    c.request(reqwest::Method::GET, "/incidents").query(&q),
-                )
-                .await?;
+            let req = c.request(reqwest::Method::GET, "/incidents").query(&q);
             if json {
-                print(&pretty(&v));
+                print(&pretty(&c.send_json("/incidents", req).await?));
             } else {
-                for i in v
-                    .get("items")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
+                let page: Page<Incident> = c.send("/incidents", req).await?;
+                for i in &page.items {
                     print(&incident_line(i, off));
                 }
-                print(&format!(
-                    "{} of {} shown",
-                    v.get("items").and_then(Value::as_array).map_or(0, Vec::len),
-                    v.get("total").and_then(Value::as_i64).unwrap_or(0)
-                ));
+                print(&format!("{} of {} shown", page.items.len(), page.total));
             }
             Ok(())
         }
         IncidentsCommand::Show { api, id, json } => {
             let off = api.offset_minutes()?;
             let c = ApiClient::new(&api)?;
-            let v = c.get(&format!("/incidents/{id}")).await?;
+            let path = format!("/incidents/{id}");
             print(&if json {
-                pretty(&v)
+                pretty(&c.get_json(&path).await?)
             } else {
-                incident_detail(&v, off)
+                incident_detail(&c.get::<IncidentDetail>(&path).await?, off)
             });
             Ok(())
         }
@@ -198,21 +186,22 @@ pub async fn run(cmd: IncidentsCommand) -> Result<(), CliError> {
             for p in &photos {
                 shas.push(c.upload(p).await?);
             }
-            let mut body = json!({
-                "source": source,
-                "item": item,
-                "location": {"lon": lon, "lat": lat},
-                "photos": shas,
-            });
-            if let Some(m) = body.as_object_mut() {
-                put(m, "description", description);
-                put(m, "address", address);
-            }
-            let v = c.post("/incidents", &body).await?;
+            let body = ReportRequest {
+                source,
+                item,
+                location: LocationInput { lon, lat },
+                title: None,
+                description,
+                address,
+                photos: Some(shas),
+                reporter: None,
+                reporter_contact: None,
+            };
+            let req = c.request(reqwest::Method::POST, "/incidents").json(&body);
             print(&if json {
-                pretty(&v)
+                pretty(&c.send_json("/incidents", req).await?)
             } else {
-                incident_detail(&v, off)
+                incident_detail(&c.send::<IncidentDetail>("/incidents", req).await?, off)
             });
             Ok(())
         }
@@ -233,28 +222,22 @@ pub async fn run(cmd: IncidentsCommand) -> Result<(), CliError> {
             for p in &photos {
                 shas.push(c.upload(p).await?);
             }
-            let mut body = json!({ "action": action, "attachments": shas });
-            if let Some(m) = body.as_object_mut() {
-                put(m, "note", note);
-                put(m, "department", department);
-                put(m, "worker", worker);
-                if let Some(v) = version {
-                    m.insert("version".into(), json!(v));
-                }
-            }
-            let v = c.post(&format!("/incidents/{id}/actions"), &body).await?;
+            let body = ActionRequest {
+                action,
+                note,
+                attachments: Some(shas),
+                department,
+                worker,
+                version,
+            };
+            let path = format!("/incidents/{id}/actions");
+            let req = c.request(reqwest::Method::POST, &path).json(&body);
             print(&if json {
-                pretty(&v)
+                pretty(&c.send_json(&path, req).await?)
             } else {
-                incident_detail(&v, off)
+                incident_detail(&c.send::<IncidentDetail>(&path, req).await?, off)
             });
             Ok(())
         }
-    }
-}
-
-fn put(m: &mut Map<String, Value>, k: &str, v: Option<String>) {
-    if let Some(v) = v {
-        m.insert(k.into(), Value::String(v));
     }
 }

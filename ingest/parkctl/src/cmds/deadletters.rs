@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::deadletter::{DeadLetter, ListResponse, unhex};
+use parkwatch_incidents::hash::unhex;
+use parkwatch_incidents::wire::{DeadLetter, ListResponse};
 
 /// `parkctl deadletters [--url URL] [--limit N] [--json]`.
 #[derive(Debug, Clone, Args)]
@@ -37,7 +38,7 @@ const SHOWN_BYTES: usize = 64;
 
 /// Runs the command.
 pub fn run(args: DeadlettersArgs) -> ExitCode {
-    let Some(offset) = super::format::parse_offset(&args.utc_offset) else {
+    let Some(offset) = crate::format::parse_offset(&args.utc_offset) else {
         eprintln!(
             "parkctl: --utc-offset {:?} is not +HH:MM or -HH:MM",
             args.utc_offset
@@ -107,7 +108,7 @@ pub fn render(items: &[DeadLetter], offset_min: i32) -> String {
         let _ = writeln!(
             out,
             "{}  {:<20} {}  ({} bytes{})",
-            super::format::time(d.at_ms, offset_min),
+            crate::format::time(d.at_ms, offset_min),
             d.reason,
             d.topic,
             d.size,
@@ -145,7 +146,7 @@ mod tests {
             reason: "malformed".into(),
             error: "malformed payload: no schema version varint".into(),
             size: 100,
-            payload_hex: crate::deadletter::hex(b"\xffhello"),
+            payload_hex: parkwatch_incidents::hash::hex(b"\xffhello"),
             truncated: true,
         };
         let text = render(&[d], 0);
