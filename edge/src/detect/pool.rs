@@ -551,6 +551,15 @@ mod tests {
         }
     }
 
+    /// A pool of one [`Fake`] detector sending its results to `sink`.
+    fn one_fake(
+        delay: Duration,
+        gate: Option<Arc<(Mutex<bool>, Condvar)>>,
+        sink: impl ResultSink,
+    ) -> DetectorPool {
+        DetectorPool::start(vec![Box::new(Fake { delay, gate })], sink).unwrap()
+    }
+
     fn gate() -> Arc<(Mutex<bool>, Condvar)> {
         Arc::new((Mutex::new(false), Condvar::new()))
     }
@@ -564,14 +573,7 @@ mod tests {
     fn keeps_only_the_latest_frame_per_camera() {
         let g = gate();
         let (tx, rx) = mpsc::channel();
-        let pool = DetectorPool::start(
-            vec![Box::new(Fake {
-                delay: Duration::ZERO,
-                gate: Some(g.clone()),
-            })],
-            tx,
-        )
-        .unwrap();
+        let pool = one_fake(Duration::ZERO, Some(g.clone()), tx);
         // Frame 1 is taken by the (blocked) worker; 2 and 3 wait in the slot, 3 replaces 2.
         pool.submit(request("cam-a", 1)).unwrap();
         std::thread::sleep(Duration::from_millis(50));
@@ -598,14 +600,7 @@ mod tests {
     fn busy_camera_cannot_starve_the_others() {
         let g = gate();
         let (tx, rx) = mpsc::channel();
-        let pool = DetectorPool::start(
-            vec![Box::new(Fake {
-                delay: Duration::from_millis(2),
-                gate: Some(g.clone()),
-            })],
-            tx,
-        )
-        .unwrap();
+        let pool = one_fake(Duration::from_millis(2), Some(g.clone()), tx);
         pool.submit(request("busy", 0)).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         // While the worker is blocked: the busy camera floods, two quiet ones submit once.
@@ -675,14 +670,7 @@ mod tests {
             .build()
             .unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-        let pool = DetectorPool::start(
-            vec![Box::new(Fake {
-                delay: Duration::from_millis(10),
-                gate: None,
-            })],
-            tx,
-        )
-        .unwrap();
+        let pool = one_fake(Duration::from_millis(10), None, tx);
         pool.submit(request("cam", 128)).unwrap();
         let result = rt
             .block_on(async { tokio::time::timeout(Duration::from_secs(5), rx.recv()).await })
@@ -698,14 +686,7 @@ mod tests {
     #[test]
     fn a_panicking_detector_gives_an_error_and_the_worker_survives() {
         let (tx, rx) = mpsc::channel();
-        let pool = DetectorPool::start(
-            vec![Box::new(Fake {
-                delay: Duration::ZERO,
-                gate: None,
-            })],
-            tx,
-        )
-        .unwrap();
+        let pool = one_fake(Duration::ZERO, None, tx);
         pool.submit(request("cam", 255)).unwrap();
         let r = rx.recv_timeout(Duration::from_secs(5)).unwrap();
         assert!(r.detections.unwrap_err().to_string().contains("panicked"));
@@ -723,14 +704,7 @@ mod tests {
     fn shutdown_finishes_the_current_frame_and_discards_waiting_ones() {
         let g = gate();
         let (tx, rx) = mpsc::channel();
-        let pool = DetectorPool::start(
-            vec![Box::new(Fake {
-                delay: Duration::ZERO,
-                gate: Some(g.clone()),
-            })],
-            tx,
-        )
-        .unwrap();
+        let pool = one_fake(Duration::ZERO, Some(g.clone()), tx);
         pool.submit(request("cam", 1)).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         pool.submit(request("cam", 2)).unwrap();
