@@ -781,15 +781,11 @@ fn check_edges(
             }
         }
         for (ci, cam) in cfg.cameras.iter().enumerate() {
-            if let Some(first) = camera_ids.get(&cam.id)
-                && first != &path
-            {
+            if let Some(first) = declared_before(&mut camera_ids, &cam.id, &path) {
                 out.push(map.problem(
                     format!("cameras[{ci}].id"),
                     format!("camera id {:?} is also used in {}", cam.id, first.display()),
                 ));
-            } else {
-                camera_ids.insert(cam.id.clone(), path.clone());
             }
             if let Some(c) = catalogue {
                 for (ri, r) in cam.rules.iter().enumerate() {
@@ -805,15 +801,11 @@ fn check_edges(
             }
         }
         for (si, s) in cfg.sensors.iter().enumerate() {
-            if let Some(first) = sensor_ids.get(&s.id)
-                && first != &path
-            {
+            if let Some(first) = declared_before(&mut sensor_ids, &s.id, &path) {
                 out.push(map.problem(
                     format!("sensors[{si}].id"),
                     format!("sensor id {:?} is also used in {}", s.id, first.display()),
                 ));
-            } else {
-                sensor_ids.insert(s.id.clone(), path.clone());
             }
             if let (Some(c), Some(code)) = (catalogue, &s.catalogue_item)
                 && c.item(code).is_none()
@@ -827,6 +819,19 @@ fn check_edges(
         edges.push(cfg);
     }
     edges
+}
+
+/// Notes that the edge file `path` declares `id` (a camera or sensor id,
+/// unique across the site) and returns the other file that declared it
+/// first, if any; the first file keeps the id.
+fn declared_before(ids: &mut HashMap<String, PathBuf>, id: &str, path: &Path) -> Option<PathBuf> {
+    match ids.get(id) {
+        Some(first) if first != path => Some(first.clone()),
+        _ => {
+            ids.insert(id.to_owned(), path.to_owned());
+            None
+        }
+    }
 }
 
 #[cfg(test)]
