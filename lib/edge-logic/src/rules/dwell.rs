@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 use super::alarm::{Materiality, OpenAlarm, RuleMeta, TrackCooldowns};
 use super::zone::Zone;
 use super::{AlarmTransition, Frame};
-use crate::track::Track;
 
 #[derive(Debug, Clone)]
 struct DwellTrack {
@@ -46,13 +45,8 @@ impl DwellRule {
         self.tracks.values().filter(|t| t.open.is_some()).count()
     }
 
-    pub fn on_frame(
-        &mut self,
-        f: &mut Frame<'_>,
-        tracks: &[Track],
-        out: &mut Vec<AlarmTransition>,
-    ) {
-        let ts = f.ts_ms;
+    pub fn on_frame(&mut self, f: &mut Frame<'_>, out: &mut Vec<AlarmTransition>) {
+        let (ts, tracks) = (f.ts_ms, f.tracks);
         if !self.meta.active_at(f.minute) {
             self.reset(ts, out);
             return;

@@ -37,7 +37,6 @@ use parkwatch_config::geometry::{cross, segments_intersect};
 
 use super::alarm::{OpenAlarm, RuleMeta, TrackCooldowns};
 use super::{AlarmTransition, Frame};
-use crate::track::Track;
 
 #[derive(Debug, Clone, Copy)]
 struct LineTrack {
@@ -74,13 +73,8 @@ impl LineRule {
         }
     }
 
-    pub fn on_frame(
-        &mut self,
-        f: &mut Frame<'_>,
-        tracks: &[Track],
-        out: &mut Vec<AlarmTransition>,
-    ) {
-        let ts = f.ts_ms;
+    pub fn on_frame(&mut self, f: &mut Frame<'_>, out: &mut Vec<AlarmTransition>) {
+        let (ts, tracks) = (f.ts_ms, f.tracks);
         let active = self.meta.active_at(f.minute);
         let hysteresis = f.opts.line_hysteresis;
         self.cooldown.begin_frame(ts, tracks);
