@@ -30,13 +30,7 @@ fn main() -> ExitCode {
     }
     match parkwatch_config::load_edge_config(&path) {
         Ok(c) => {
-            println!(
-                "{}: ok (edge {}, {} cameras, {} sensors)",
-                path.display(),
-                c.edge_id,
-                c.cameras.len(),
-                c.sensors.len()
-            );
+            println!("{}: ok ({})", path.display(), c.summary());
             ExitCode::SUCCESS
         }
         Err(problems) => {

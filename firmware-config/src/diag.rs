@@ -220,23 +220,21 @@ impl SourceMap {
 
     /// A problem at `key` in this file.
     pub fn problem(&self, key: impl Into<String>, message: impl Into<String>) -> Problem {
-        let key = key.into();
-        Problem {
-            file: self.file.clone(),
-            line: self.line(&key),
-            key,
-            message: message.into(),
-        }
+        self.problem_on(Self::line, key.into(), message.into())
     }
 
     /// A problem at the value of `key` (see [`Self::value_line`]).
     pub fn value_problem(&self, key: impl Into<String>, message: impl Into<String>) -> Problem {
-        let key = key.into();
+        self.problem_on(Self::value_line, key.into(), message.into())
+    }
+
+    /// A problem at `key`, on the line that `line` finds for it.
+    fn problem_on(&self, line: fn(&Self, &str) -> usize, key: String, message: String) -> Problem {
         Problem {
             file: self.file.clone(),
-            line: self.value_line(&key),
+            line: line(self, &key),
             key,
-            message: message.into(),
+            message,
         }
     }
 

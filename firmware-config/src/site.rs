@@ -475,29 +475,19 @@ fn check_site_file(s: &SiteFile, map: &SourceMap, out: &mut Vec<Problem>) {
     for (key, message) in s.calendar.problems() {
         out.push(map.value_problem(format!("calendar.{key}"), message));
     }
-    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut seen = Unique::new("departments", "id");
     for (i, d) in s.departments.iter().enumerate() {
         if let Err(e) = check_id(&d.id) {
             out.push(map.problem(format!("departments[{i}].id"), format!("id {:?} {e}", d.id)));
         }
-        if let Some(first) = seen.insert(&d.id, i) {
-            out.push(map.problem(
-                format!("departments[{i}].id"),
-                format!("duplicate id {:?} (also departments[{first}])", d.id),
-            ));
-        }
+        seen.check(map, i, &d.id, out);
     }
-    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut seen = Unique::new("points", "id");
     for (i, p) in s.points.iter().enumerate() {
         if let Err(e) = check_id(&p.id) {
             out.push(map.problem(format!("points[{i}].id"), format!("id {:?} {e}", p.id)));
         }
-        if let Some(first) = seen.insert(&p.id, i) {
-            out.push(map.problem(
-                format!("points[{i}].id"),
-                format!("duplicate id {:?} (also points[{first}])", p.id),
-            ));
-        }
+        seen.check(map, i, &p.id, out);
         check_lonlat(
             map,
             &format!("points[{i}].lon"),
@@ -535,7 +525,7 @@ fn check_catalogue(
     out: &mut Vec<Problem>,
 ) {
     let two_digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
-    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut seen = Unique::new("classes", "code");
     for (i, class) in c.classes.iter().enumerate() {
         if !two_digits(&class.code) {
             out.push(map.problem(
@@ -543,22 +533,12 @@ fn check_catalogue(
                 format!("{:?} is not two digits", class.code),
             ));
         }
-        if let Some(first) = seen.insert(&class.code, i) {
-            out.push(map.problem(
-                format!("classes[{i}].code"),
-                format!("duplicate code {:?} (also classes[{first}])", class.code),
-            ));
-        }
+        seen.check(map, i, &class.code, out);
     }
-    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut seen = Unique::new("items", "code");
     for (i, item) in c.items.iter().enumerate() {
         let key = format!("items[{i}]");
-        if let Some(first) = seen.insert(&item.code, i) {
-            out.push(map.problem(
-                format!("{key}.code"),
-                format!("duplicate code {:?} (also items[{first}])", item.code),
-            ));
-        }
+        seen.check(map, i, &item.code, out);
         if c.class(&item.class).is_none() {
             out.push(map.problem(
                 format!("{key}.class"),
@@ -620,19 +600,14 @@ fn check_catalogue(
 
 fn check_workers(workers: &[Worker], map: &SourceMap, grids: &[Grid], out: &mut Vec<Problem>) {
     let by_code: HashMap<&str, &Grid> = grids.iter().map(|g| (g.code.as_str(), g)).collect();
-    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut seen = Unique::new("workers", "id");
     let mut covered: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for (i, w) in workers.iter().enumerate() {
         let key = format!("workers[{i}]");
         if let Err(e) = check_id(&w.id) {
             out.push(map.problem(format!("{key}.id"), format!("id {:?} {e}", w.id)));
         }
-        if let Some(first) = seen.insert(&w.id, i) {
-            out.push(map.problem(
-                format!("{key}.id"),
-                format!("duplicate id {:?} (also workers[{first}])", w.id),
-            ));
-        }
+        seen.check(map, i, &w.id, out);
         if let Err(e) = check_phone(&w.phone) {
             out.push(map.problem(format!("{key}.phone"), e));
         }
@@ -781,15 +756,11 @@ fn check_edges(
             }
         }
         for (ci, cam) in cfg.cameras.iter().enumerate() {
-            if let Some(first) = camera_ids.get(&cam.id)
-                && first != &path
-            {
+            if let Some(first) = declared_before(&mut camera_ids, &cam.id, &path) {
                 out.push(map.problem(
                     format!("cameras[{ci}].id"),
                     format!("camera id {:?} is also used in {}", cam.id, first.display()),
                 ));
-            } else {
-                camera_ids.insert(cam.id.clone(), path.clone());
             }
             if let Some(c) = catalogue {
                 for (ri, r) in cam.rules.iter().enumerate() {
@@ -805,15 +776,11 @@ fn check_edges(
             }
         }
         for (si, s) in cfg.sensors.iter().enumerate() {
-            if let Some(first) = sensor_ids.get(&s.id)
-                && first != &path
-            {
+            if let Some(first) = declared_before(&mut sensor_ids, &s.id, &path) {
                 out.push(map.problem(
                     format!("sensors[{si}].id"),
                     format!("sensor id {:?} is also used in {}", s.id, first.display()),
                 ));
-            } else {
-                sensor_ids.insert(s.id.clone(), path.clone());
             }
             if let (Some(c), Some(code)) = (catalogue, &s.catalogue_item)
                 && c.item(code).is_none()
@@ -827,6 +794,49 @@ fn check_edges(
         edges.push(cfg);
     }
     edges
+}
+
+/// The values of one field that must differ between the elements of a list
+/// (`departments[].id`, `items[].code`, ...), seen so far.
+struct Unique<'a> {
+    list: &'static str,
+    field: &'static str,
+    seen: HashMap<&'a str, usize>,
+}
+
+impl<'a> Unique<'a> {
+    fn new(list: &'static str, field: &'static str) -> Self {
+        Unique {
+            list,
+            field,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Notes element `i`'s `value`; reports it at `list[i].field` when an
+    /// earlier element had it.
+    fn check(&mut self, map: &SourceMap, i: usize, value: &'a str, out: &mut Vec<Problem>) {
+        let (list, field) = (self.list, self.field);
+        if let Some(first) = self.seen.insert(value, i) {
+            out.push(map.problem(
+                format!("{list}[{i}].{field}"),
+                format!("duplicate {field} {value:?} (also {list}[{first}])"),
+            ));
+        }
+    }
+}
+
+/// Notes that the edge file `path` declares `id` (a camera or sensor id,
+/// unique across the site) and returns the other file that declared it
+/// first, if any; the first file keeps the id.
+fn declared_before(ids: &mut HashMap<String, PathBuf>, id: &str, path: &Path) -> Option<PathBuf> {
+    match ids.get(id) {
+        Some(first) if first != path => Some(first.clone()),
+        _ => {
+            ids.insert(id.to_owned(), path.to_owned());
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Sample payloads: one valid value of every payload type.
+//! Sample payloads: one valid value of every payload type, and every topic
+//! kind.
 //!
 //! They are the values behind the golden files in `protocol/testdata/`
 //! (a test checks that each file decodes to the value built here), so they
@@ -10,6 +11,7 @@ use crate::payload::{
     DetectedObject, EdgeState, EdgeStatus, FieldValue, Location, ModelRef, Point, SnapshotRef,
     TelemetryBatch,
 };
+use crate::topic::TopicKind;
 use crate::vocab::{AlarmKind, SCHEMA_VERSION, Severity};
 
 /// Site id used by every sample.
@@ -238,4 +240,19 @@ pub fn config_ack() -> ConfigAck {
                 .to_owned(),
         ],
     }
+}
+
+/// Every [`TopicKind`], in wire order; the snapshot one is for [`ALARM_ID`].
+pub fn topic_kinds() -> Vec<TopicKind> {
+    vec![
+        TopicKind::Status,
+        TopicKind::Alarms,
+        TopicKind::Telemetry,
+        TopicKind::Snapshot {
+            alarm_id: ALARM_ID.to_owned(),
+        },
+        TopicKind::Config,
+        TopicKind::ConfigAck,
+        TopicKind::Ack,
+    ]
 }

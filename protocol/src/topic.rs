@@ -349,20 +349,7 @@ pub fn edge_subscriptions(prefix: &str, site: &str, edge: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn all_kinds() -> Vec<TopicKind> {
-        vec![
-            TopicKind::Status,
-            TopicKind::Alarms,
-            TopicKind::Telemetry,
-            TopicKind::Snapshot {
-                alarm_id: "edge-07:cam-1:20250601T083000Z:0001".to_owned(),
-            },
-            TopicKind::Config,
-            TopicKind::ConfigAck,
-            TopicKind::Ack,
-        ]
-    }
+    use crate::examples;
 
     #[test]
     fn render_gives_the_documented_names() {
@@ -388,7 +375,7 @@ mod tests {
     #[test]
     fn parse_inverts_render_for_every_kind_and_prefix() {
         for prefix in ["parkwatch", "acme/parkwatch", "a/b/c"] {
-            for kind in all_kinds() {
+            for kind in examples::topic_kinds() {
                 let topic = EdgeTopic::new("hx-park", "edge_07.a:b", kind).unwrap();
                 let name = topic.render(prefix);
                 assert_eq!(EdgeTopic::parse(prefix, &name), Ok(topic), "{name}");
@@ -595,7 +582,7 @@ mod tests {
             ["pw/p1/e1/ack", "pw/p1/e1/config"]
         );
         // Every kind is covered by exactly one side's subscriptions.
-        for kind in all_kinds() {
+        for kind in examples::topic_kinds() {
             let to_ingest = kind.direction() == Direction::EdgeToIngest;
             let filter_kind = match &kind {
                 TopicKind::Snapshot { .. } => "snapshots/+".to_owned(),
@@ -611,7 +598,7 @@ mod tests {
 
     #[test]
     fn only_status_and_config_are_retained() {
-        let retained: Vec<_> = all_kinds()
+        let retained: Vec<_> = examples::topic_kinds()
             .into_iter()
             .filter(TopicKind::retained)
             .map(|k| k.name())

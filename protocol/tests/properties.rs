@@ -16,22 +16,8 @@ use parkwatch_protocol::{
 use proptest::num::f64 as pf64;
 use proptest::prelude::*;
 
-fn all_kinds() -> Vec<TopicKind> {
-    vec![
-        TopicKind::Status,
-        TopicKind::Alarms,
-        TopicKind::Telemetry,
-        TopicKind::Snapshot {
-            alarm_id: "a1".to_owned(),
-        },
-        TopicKind::Config,
-        TopicKind::ConfigAck,
-        TopicKind::Ack,
-    ]
-}
-
 fn check_never_panics(bytes: &[u8]) {
-    for kind in all_kinds() {
+    for kind in examples::topic_kinds() {
         if let Err(e) = decode_message(&kind, bytes) {
             assert!(
                 ["too_large", "malformed", "unsupported_version", "invalid"].contains(&e.reason())

@@ -101,14 +101,7 @@ fn decode_file(file: &Path, seconds: f64) -> anyhow::Result<(u64, f64)> {
     let mut frames = 0u64;
     let mut busy = 0.0f64;
     while frames < want {
-        let path = file.to_str().context("path not UTF-8")?;
-        let mut input = ffmpeg::format::input(path)?;
-        let stream = input
-            .streams()
-            .best(ffmpeg::media::Type::Video)
-            .context("no video")?;
-        let index = stream.index();
-        let mut decoder = file_decoder(&stream)?;
+        let (mut input, index, mut decoder) = open_file(file)?;
         let mut frame = ffmpeg::frame::Video::empty();
         let packets: Vec<ffmpeg::Packet> = input
             .packets()
@@ -132,6 +125,26 @@ fn decode_file(file: &Path, seconds: f64) -> anyhow::Result<(u64, f64)> {
     Ok((frames, busy))
 }
 
+/// Opens `file`: its demuxer, the index of its best video stream and a
+/// decoder for that stream.
+fn open_file(
+    file: &Path,
+) -> anyhow::Result<(
+    ffmpeg::format::context::Input,
+    usize,
+    ffmpeg::decoder::Video,
+)> {
+    let path = file.to_str().context("path not UTF-8")?;
+    let input = ffmpeg::format::input(path)?;
+    let stream = input
+        .streams()
+        .best(ffmpeg::media::Type::Video)
+        .context("no video")?;
+    let index = stream.index();
+    let decoder = file_decoder(&stream)?;
+    Ok((input, index, decoder))
+}
+
 /// A single-threaded decoder for a file's stream (MP4 carries H.264 in
 /// AVCC framing with its parameter sets in the stream's extradata; the live
 /// path gets Annex B from retina and uses `open_decoder`).
@@ -148,14 +161,7 @@ fn file_decoder(
 }
 
 fn conversions(source: &Path) -> anyhow::Result<()> {
-    let path = source.to_str().context("path not UTF-8")?;
-    let mut input = ffmpeg::format::input(path)?;
-    let stream = input
-        .streams()
-        .best(ffmpeg::media::Type::Video)
-        .context("no video")?;
-    let index = stream.index();
-    let mut decoder = file_decoder(&stream)?;
+    let (mut input, index, mut decoder) = open_file(source)?;
     let mut frames = Vec::new();
     for (s, p) in input.packets() {
         if s.index() != index {

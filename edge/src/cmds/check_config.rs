@@ -21,14 +21,7 @@ pub fn run(args: &Args) -> ExitCode {
     let file = &args.file;
     match parkwatch_config::load_edge_config(file) {
         Ok(c) => {
-            println!(
-                "{}: ok (edge {}, site {}, {} cameras, {} sensors)",
-                file.display(),
-                c.edge_id,
-                c.site,
-                c.cameras.len(),
-                c.sensors.len()
-            );
+            println!("{}: ok ({})", file.display(), c.summary());
             ExitCode::SUCCESS
         }
         Err(problems) => {

@@ -500,11 +500,14 @@ mod tests {
     use crate::detect::frame::BgrFrame;
     use std::sync::mpsc;
 
+    /// Holds a [`Fake`] detector until opened ([`open`]).
+    type Gate = Arc<(Mutex<bool>, Condvar)>;
+
     /// Reports one detection whose score is the frame's first byte / 255
     /// and takes `delay` per frame.
     struct Fake {
         delay: Duration,
-        gate: Option<Arc<(Mutex<bool>, Condvar)>>,
+        gate: Option<Gate>,
     }
 
     impl Detector for Fake {
@@ -551,30 +554,35 @@ mod tests {
         }
     }
 
-    fn gate() -> Arc<(Mutex<bool>, Condvar)> {
+    /// A pool of one [`Fake`] detector sending its results to `sink`.
+    fn one_fake(delay: Duration, gate: Option<Gate>, sink: impl ResultSink) -> DetectorPool {
+        DetectorPool::start(vec![Box::new(Fake { delay, gate })], sink).unwrap()
+    }
+
+    /// A one-fake pool whose worker has taken frame 1 of `camera` and waits
+    /// at the returned gate until [`open`]; its results and the gate.
+    fn blocked_pool(camera: &str) -> (DetectorPool, mpsc::Receiver<DetectResult>, Gate) {
+        let g = gate();
+        let (tx, rx) = mpsc::channel();
+        let pool = one_fake(Duration::ZERO, Some(g.clone()), tx);
+        pool.submit(request(camera, 1)).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        (pool, rx, g)
+    }
+
+    fn gate() -> Gate {
         Arc::new((Mutex::new(false), Condvar::new()))
     }
 
-    fn open(gate: &Arc<(Mutex<bool>, Condvar)>) {
+    fn open(gate: &Gate) {
         *gate.0.lock().unwrap() = true;
         gate.1.notify_all();
     }
 
     #[test]
     fn keeps_only_the_latest_frame_per_camera() {
-        let g = gate();
-        let (tx, rx) = mpsc::channel();
-        let pool = DetectorPool::start(
-            vec![Box::new(Fake {
-                delay: Duration::ZERO,
-                gate: Some(g.clone()),
-            })],
-            tx,
-        )
-        .unwrap();
         // Frame 1 is taken by the (blocked) worker; 2 and 3 wait in the slot, 3 replaces 2.
-        pool.submit(request("cam-a", 1)).unwrap();
-        std::thread::sleep(Duration::from_millis(50));
+        let (pool, rx, g) = blocked_pool("cam-a");
         assert!(pool.submit(request("cam-a", 2)).unwrap().is_none());
         let replaced = pool.submit(request("cam-a", 3)).unwrap();
         assert_eq!(replaced.map(|f| f.data()[0]), Some(2));
@@ -598,14 +606,7 @@ mod tests {
     fn busy_camera_cannot_starve_the_others() {
         let g = gate();
         let (tx, rx) = mpsc::channel();
-        let pool = DetectorPool::start(
-            vec![Box::new(Fake {
-                delay: Duration::from_millis(2),
-                gate: Some(g.clone()),
-            })],
-            tx,
-        )
-        .unwrap();
+        let pool = one_fake(Duration::from_millis(2), Some(g.clone()), tx);
         pool.submit(request("busy", 0)).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         // While the worker is blocked: the busy camera floods, two quiet ones submit once.
@@ -675,14 +676,7 @@ mod tests {
             .build()
             .unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-        let pool = DetectorPool::start(
-            vec![Box::new(Fake {
-                delay: Duration::from_millis(10),
-                gate: None,
-            })],
-            tx,
-        )
-        .unwrap();
+        let pool = one_fake(Duration::from_millis(10), None, tx);
         pool.submit(request("cam", 128)).unwrap();
         let result = rt
             .block_on(async { tokio::time::timeout(Duration::from_secs(5), rx.recv()).await })
@@ -698,14 +692,7 @@ mod tests {
     #[test]
     fn a_panicking_detector_gives_an_error_and_the_worker_survives() {
         let (tx, rx) = mpsc::channel();
-        let pool = DetectorPool::start(
-            vec![Box::new(Fake {
-                delay: Duration::ZERO,
-                gate: None,
-            })],
-            tx,
-        )
-        .unwrap();
+        let pool = one_fake(Duration::ZERO, None, tx);
         pool.submit(request("cam", 255)).unwrap();
         let r = rx.recv_timeout(Duration::from_secs(5)).unwrap();
         assert!(r.detections.unwrap_err().to_string().contains("panicked"));
@@ -721,18 +708,7 @@ mod tests {
 
     #[test]
     fn shutdown_finishes_the_current_frame_and_discards_waiting_ones() {
-        let g = gate();
-        let (tx, rx) = mpsc::channel();
-        let pool = DetectorPool::start(
-            vec![Box::new(Fake {
-                delay: Duration::ZERO,
-                gate: Some(g.clone()),
-            })],
-            tx,
-        )
-        .unwrap();
-        pool.submit(request("cam", 1)).unwrap();
-        std::thread::sleep(Duration::from_millis(50));
+        let (pool, rx, g) = blocked_pool("cam");
         pool.submit(request("cam", 2)).unwrap();
         let shared = Arc::clone(&pool.shared);
         let opener = std::thread::spawn(move || {

@@ -245,19 +245,3 @@ impl Queue {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use parkwatch_durable::segment::parse_segment_name;
-
-    #[test]
-    fn segment_names_round_trip() {
-        assert_eq!(segment_file_name(42), "00000000000000000042.seg");
-        assert_eq!(parse_segment_name("00000000000000000042.seg"), Some(42));
-        assert_eq!(parse_segment_name("42.seg"), None);
-        assert_eq!(parse_segment_name("0000000000000000004x.seg"), None);
-        assert_eq!(parse_segment_name("99999999999999999999.seg"), None);
-        assert_eq!(parse_segment_name("00000000000000000042.seg.corrupt"), None);
-    }
-}

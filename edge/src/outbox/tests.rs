@@ -66,6 +66,19 @@ fn append_n(ob: &mut Outbox, class: RecordClass, topic: &str, n: usize, len: usi
         .collect()
 }
 
+/// Five 100-byte alarms appended and the outbox closed: the urgent queue's
+/// one segment file and the size of each record in it, for the tests that
+/// damage the file and reopen.
+fn five_alarms_on_disk(dir: &Path) -> (PathBuf, u64) {
+    let (mut ob, _) = open(dir, small_opts());
+    append_n(&mut ob, RecordClass::Alarm, "alarms", 5, 100);
+    ob.close().unwrap();
+    (
+        seg_files(dir, "urgent").remove(0),
+        record_size("alarms", 100),
+    )
+}
+
 #[test]
 fn outbox_can_move_to_another_thread() {
     fn is_send<T: Send>() {}
@@ -327,11 +340,7 @@ fn records_are_read_back_from_disk_without_the_cache() {
 #[test]
 fn torn_tail_is_cut_at_the_last_intact_record() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut ob, _) = open(dir.path(), small_opts());
-    append_n(&mut ob, RecordClass::Alarm, "alarms", 5, 100);
-    ob.close().unwrap();
-    let rec = record_size("alarms", 100);
-    let file = seg_files(dir.path(), "urgent").remove(0);
+    let (file, rec) = five_alarms_on_disk(dir.path());
     let fifth = SEGMENT_HEADER_BYTES + 4 * rec;
     // A write interrupted in the middle of the fifth record.
     fs::OpenOptions::new()
@@ -357,11 +366,7 @@ fn torn_tail_is_cut_at_the_last_intact_record() {
 #[test]
 fn corrupt_record_is_cut_reported_and_saved() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut ob, _) = open(dir.path(), small_opts());
-    append_n(&mut ob, RecordClass::Alarm, "alarms", 5, 100);
-    ob.close().unwrap();
-    let rec = record_size("alarms", 100);
-    let file = seg_files(dir.path(), "urgent").remove(0);
+    let (file, rec) = five_alarms_on_disk(dir.path());
     let third = SEGMENT_HEADER_BYTES + 2 * rec;
     let mut bytes = fs::read(&file).unwrap();
     bytes[(third + rec - 10) as usize] ^= 0x40; // in the payload of seq 3

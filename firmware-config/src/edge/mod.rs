@@ -97,6 +97,18 @@ pub struct EdgeConfig {
 }
 
 impl EdgeConfig {
+    /// One line for people who checked the file: `edge <id>, site <site>,
+    /// <n> cameras, <m> sensors`.
+    pub fn summary(&self) -> String {
+        format!(
+            "edge {}, site {}, {} cameras, {} sensors",
+            self.edge_id,
+            self.site,
+            self.cameras.len(),
+            self.sensors.len()
+        )
+    }
+
     /// `p` resolved against the config file's directory (absolute paths unchanged).
     pub fn resolve(&self, p: &Path) -> PathBuf {
         if p.is_absolute() || self.config_dir.as_os_str().is_empty() {

@@ -82,22 +82,12 @@ pub fn validate_edge(cfg: &EdgeConfig, map: &SourceMap) -> Vec<Problem> {
     let mut device_ids: HashMap<&str, String> = HashMap::new();
     for (ci, cam) in cfg.cameras.iter().enumerate() {
         let key = format!("cameras[{ci}]");
-        if let Some(first) = device_ids.insert(&cam.id, key.clone()) {
-            v.at(
-                format!("{key}.id"),
-                format!("duplicate id {:?} (also {first})", cam.id),
-            );
-        }
+        v.unique(&mut device_ids, &cam.id, &key, "id");
         v.camera(&key, cam);
     }
     for (si, s) in cfg.sensors.iter().enumerate() {
         let key = format!("sensors[{si}]");
-        if let Some(first) = device_ids.insert(&s.id, key.clone()) {
-            v.at(
-                format!("{key}.id"),
-                format!("duplicate id {:?} (also {first})", s.id),
-            );
-        }
+        v.unique(&mut device_ids, &s.id, &key, "id");
         v.sensor(&key, s);
     }
     v.out
@@ -115,6 +105,24 @@ impl Validator<'_> {
 
     fn at_value(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.out.push(self.map.value_problem(key, message));
+    }
+
+    /// Notes that the element at `key` has `id`, which must differ from
+    /// the other ids in `seen`; reports `duplicate <what> ...` at `key.id`
+    /// naming the element that had it first.
+    fn unique<'c>(
+        &mut self,
+        seen: &mut HashMap<&'c str, String>,
+        id: &'c str,
+        key: &str,
+        what: &str,
+    ) {
+        if let Some(first) = seen.insert(id, key.to_owned()) {
+            self.at(
+                format!("{key}.id"),
+                format!("duplicate {what} {id:?} (also {first})"),
+            );
+        }
     }
 
     fn id(&mut self, key: &str, id: &str) {
@@ -205,23 +213,13 @@ impl Validator<'_> {
         for (zi, z) in cam.zones.iter().enumerate() {
             let zk = format!("{key}.zones[{zi}]");
             self.id(&format!("{zk}.id"), &z.id);
-            if let Some(first) = shapes.insert(&z.id, zk.clone()) {
-                self.at(
-                    format!("{zk}.id"),
-                    format!("duplicate zone/line id {:?} (also {first})", z.id),
-                );
-            }
+            self.unique(&mut shapes, &z.id, &zk, "zone/line id");
             self.zone(&zk, z);
         }
         for (li, l) in cam.lines.iter().enumerate() {
             let lk = format!("{key}.lines[{li}]");
             self.id(&format!("{lk}.id"), &l.id);
-            if let Some(first) = shapes.insert(&l.id, lk.clone()) {
-                self.at(
-                    format!("{lk}.id"),
-                    format!("duplicate zone/line id {:?} (also {first})", l.id),
-                );
-            }
+            self.unique(&mut shapes, &l.id, &lk, "zone/line id");
             for (pi, p) in l.points.iter().enumerate() {
                 if !in_unit_square(*p) {
                     self.at_value(

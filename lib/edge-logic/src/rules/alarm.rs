@@ -1,5 +1,6 @@
 //! Bookkeeping shared by every rule kind: the open alarm, its evidence, the
-//! update and `best` policy, alarm ids, and the per-rule settings.
+//! update and `best` policy, alarm ids, the per-rule settings, and the
+//! per-track cooldowns of the rules that alarm once per track.
 //!
 //! Guarantees: an [`OpenAlarm`] produces exactly one `new` (when it is
 //! created), `update`s only through [`OpenAlarm::maybe_update`] (material
@@ -7,7 +8,7 @@
 //! consumes it). Event times never precede the alarm's start, even when the
 //! caller's clock goes backwards.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use parkwatch_config::TimeWindow;
 use parkwatch_protocol::{AlarmEventType, AlarmKind, DetectedObject, Severity, alarm_id};
@@ -213,6 +214,42 @@ impl OpenAlarm {
 /// (the same rule opening twice within one millisecond, which only a caller
 /// repeating a timestamp can cause) the later one gets `.2`, `.3`, ...;
 /// the last [`IdIssuer::REMEMBER`] ids are remembered for this.
+/// Per-track cooldowns and the track ids of the current frame, for the rules
+/// that raise one alarm per track (dwell, line_crossing).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct TrackCooldowns {
+    /// Track id -> no new alarm before this time.
+    until: BTreeMap<u64, i64>,
+    /// Scratch: ids present in the current frame, ascending.
+    present: Vec<u64>,
+}
+
+impl TrackCooldowns {
+    /// Forgets the cooldowns over at `ts` and notes the frame's track ids.
+    pub fn begin_frame(&mut self, ts: i64, tracks: &[Track]) {
+        self.until.retain(|_, until| *until > ts);
+        self.present.clear();
+        self.present.extend(tracks.iter().map(|t| t.id));
+        self.present.sort_unstable();
+    }
+
+    /// Whether the track is in the frame given to [`Self::begin_frame`].
+    pub fn is_present(&self, id: u64) -> bool {
+        self.present.binary_search(&id).is_ok()
+    }
+
+    /// Whether the track may get a new alarm at `ts`.
+    pub fn ready(&self, id: u64, ts: i64) -> bool {
+        self.until.get(&id).is_none_or(|until| ts >= *until)
+    }
+
+    /// Starts the track's cooldown at its alarm's `end`.
+    pub fn start(&mut self, id: u64, end: &AlarmTransition, cooldown_ms: i64) {
+        self.until
+            .insert(id, end.event_at_ms.saturating_add(cooldown_ms));
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub(crate) struct IdIssuer {
     recent: HashSet<String>,

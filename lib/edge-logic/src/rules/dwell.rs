@@ -12,10 +12,9 @@
 
 use std::collections::BTreeMap;
 
-use super::alarm::{Materiality, OpenAlarm, RuleMeta};
+use super::alarm::{Materiality, OpenAlarm, RuleMeta, TrackCooldowns};
 use super::zone::Zone;
 use super::{AlarmTransition, Frame};
-use crate::track::Track;
 
 #[derive(Debug, Clone)]
 struct DwellTrack {
@@ -29,10 +28,7 @@ pub(crate) struct DwellRule {
     pub meta: RuleMeta,
     zone: Zone,
     tracks: BTreeMap<u64, DwellTrack>,
-    /// Track id -> no new alarm before this time.
-    cooldown: BTreeMap<u64, i64>,
-    /// Scratch: ids present in the current frame, ascending.
-    present: Vec<u64>,
+    cooldown: TrackCooldowns,
 }
 
 impl DwellRule {
@@ -41,8 +37,7 @@ impl DwellRule {
             meta,
             zone,
             tracks: BTreeMap::new(),
-            cooldown: BTreeMap::new(),
-            present: Vec::new(),
+            cooldown: TrackCooldowns::default(),
         }
     }
 
@@ -50,21 +45,13 @@ impl DwellRule {
         self.tracks.values().filter(|t| t.open.is_some()).count()
     }
 
-    pub fn on_frame(
-        &mut self,
-        f: &mut Frame<'_>,
-        tracks: &[Track],
-        out: &mut Vec<AlarmTransition>,
-    ) {
-        let ts = f.ts_ms;
+    pub fn on_frame(&mut self, f: &mut Frame<'_>, out: &mut Vec<AlarmTransition>) {
+        let (ts, tracks) = (f.ts_ms, f.tracks);
         if !self.meta.active_at(f.minute) {
             self.reset(ts, out);
             return;
         }
-        self.cooldown.retain(|_, until| *until > ts);
-        self.present.clear();
-        self.present.extend(tracks.iter().map(|t| t.id));
-        self.present.sort_unstable();
+        self.cooldown.begin_frame(ts, tracks);
 
         for t in tracks {
             let inside =
@@ -82,7 +69,7 @@ impl DwellRule {
             if let Some(open) = &mut st.open {
                 out.extend(open.maybe_update(&self.meta, f.opts, ts, &obj, Materiality::Objects));
             } else if ts.saturating_sub(st.entered_ms) >= self.meta.hold_ms
-                && self.cooldown.get(&t.id).is_none_or(|until| ts >= *until)
+                && self.cooldown.ready(t.id, ts)
             {
                 let id = f.issue(&self.meta.id, ts, Some(t.id));
                 let (alarm, tr) = OpenAlarm::open(&self.meta, id, ts, obj.to_vec());
@@ -93,18 +80,17 @@ impl DwellRule {
 
         // Tracks that are gone, or outside for long enough.
         let clear_ms = f.opts.clear_ms;
-        let present = &self.present;
         let meta = &self.meta;
         let cooldown = &mut self.cooldown;
         self.tracks.retain(|id, st| {
-            let lost = present.binary_search(id).is_err();
+            let lost = !cooldown.is_present(*id);
             let left = ts.saturating_sub(st.last_inside_ms) >= clear_ms;
             if !(lost || left) {
                 return true;
             }
             if let Some(open) = st.open.take() {
                 let tr = open.end(meta, ts);
-                cooldown.insert(*id, tr.event_at_ms.saturating_add(meta.cooldown_ms));
+                cooldown.start(*id, &tr, meta.cooldown_ms);
                 out.push(tr);
             }
             false
@@ -117,8 +103,7 @@ impl DwellRule {
         for (id, st) in std::mem::take(&mut self.tracks) {
             if let Some(open) = st.open {
                 let tr = open.end(&self.meta, ts);
-                self.cooldown
-                    .insert(id, tr.event_at_ms.saturating_add(self.meta.cooldown_ms));
+                self.cooldown.start(id, &tr, self.meta.cooldown_ms);
                 out.push(tr);
             }
         }

@@ -35,9 +35,8 @@ use std::collections::BTreeMap;
 use parkwatch_config::Direction;
 use parkwatch_config::geometry::{cross, segments_intersect};
 
-use super::alarm::{OpenAlarm, RuleMeta};
+use super::alarm::{OpenAlarm, RuleMeta, TrackCooldowns};
 use super::{AlarmTransition, Frame};
-use crate::track::Track;
 
 #[derive(Debug, Clone, Copy)]
 struct LineTrack {
@@ -56,8 +55,7 @@ pub(crate) struct LineRule {
     len: f64,
     direction: Direction,
     tracks: BTreeMap<u64, LineTrack>,
-    cooldown: BTreeMap<u64, i64>,
-    present: Vec<u64>,
+    cooldown: TrackCooldowns,
 }
 
 impl LineRule {
@@ -71,24 +69,15 @@ impl LineRule {
             len: (b[0] - a[0]).hypot(b[1] - a[1]).max(f64::MIN_POSITIVE),
             direction,
             tracks: BTreeMap::new(),
-            cooldown: BTreeMap::new(),
-            present: Vec::new(),
+            cooldown: TrackCooldowns::default(),
         }
     }
 
-    pub fn on_frame(
-        &mut self,
-        f: &mut Frame<'_>,
-        tracks: &[Track],
-        out: &mut Vec<AlarmTransition>,
-    ) {
-        let ts = f.ts_ms;
+    pub fn on_frame(&mut self, f: &mut Frame<'_>, out: &mut Vec<AlarmTransition>) {
+        let (ts, tracks) = (f.ts_ms, f.tracks);
         let active = self.meta.active_at(f.minute);
         let hysteresis = f.opts.line_hysteresis;
-        self.cooldown.retain(|_, until| *until > ts);
-        self.present.clear();
-        self.present.extend(tracks.iter().map(|t| t.id));
-        self.present.sort_unstable();
+        self.cooldown.begin_frame(ts, tracks);
 
         for t in tracks {
             let foot = t.foot();
@@ -114,23 +103,21 @@ impl LineRule {
                 && (t.confirmed || !f.opts.require_confirmed)
                 && t.score.max(st.score) >= self.meta.min_score
                 && self.meta.classes.contains(&t.class)
-                && self.cooldown.get(&t.id).is_none_or(|until| ts >= *until)
+                && self.cooldown.ready(t.id, ts)
             {
                 let id = f.issue(&self.meta.id, ts, Some(t.id));
                 let (alarm, tr) = OpenAlarm::open(&self.meta, id, ts, vec![t.to_object()]);
                 out.push(tr);
                 let end = alarm.end(&self.meta, ts);
-                self.cooldown
-                    .insert(t.id, end.event_at_ms.saturating_add(self.meta.cooldown_ms));
+                self.cooldown.start(t.id, &end, self.meta.cooldown_ms);
                 out.push(end);
             }
             st.side = d;
             st.point = foot;
             st.score = t.score;
         }
-        let present = &self.present;
-        self.tracks
-            .retain(|id, _| present.binary_search(id).is_ok());
+        let cooldown = &self.cooldown;
+        self.tracks.retain(|id, _| cooldown.is_present(*id));
     }
 
     /// Forgets every track's side (alarms of this kind are never left open).

@@ -277,6 +277,8 @@ pub enum RuleError {
 /// Per-call context handed to the rules.
 pub(crate) struct Frame<'a> {
     pub ts_ms: i64,
+    /// The tracker's full output for this frame.
+    pub tracks: &'a [Track],
     /// Local minute of the day.
     pub minute: u16,
     pub opts: &'a RuleOptions,
@@ -436,6 +438,7 @@ impl RuleEngine {
         }
         let mut f = Frame {
             ts_ms,
+            tracks,
             minute: self.local_minute(ts_ms),
             opts: &self.opts,
             edge: &self.edge,
@@ -444,9 +447,9 @@ impl RuleEngine {
         };
         for rule in &mut self.rules {
             match rule {
-                Rule::Zone(r) => r.on_frame(&mut f, tracks, &mut out),
-                Rule::Dwell(r) => r.on_frame(&mut f, tracks, &mut out),
-                Rule::Line(r) => r.on_frame(&mut f, tracks, &mut out),
+                Rule::Zone(r) => r.on_frame(&mut f, &mut out),
+                Rule::Dwell(r) => r.on_frame(&mut f, &mut out),
+                Rule::Line(r) => r.on_frame(&mut f, &mut out),
             }
         }
         out

@@ -99,13 +99,8 @@ impl ZoneRule {
         self.open.is_some()
     }
 
-    pub fn on_frame(
-        &mut self,
-        f: &mut Frame<'_>,
-        tracks: &[Track],
-        out: &mut Vec<AlarmTransition>,
-    ) {
-        let ts = f.ts_ms;
+    pub fn on_frame(&mut self, f: &mut Frame<'_>, out: &mut Vec<AlarmTransition>) {
+        let (ts, tracks) = (f.ts_ms, f.tracks);
         if !self.meta.active_at(f.minute) {
             self.reset(ts, out);
             return;
