@@ -352,15 +352,7 @@ pub fn metric(ingest: &Ingest, name_and_labels: &str) -> f64 {
     metric_in(&ingest.metrics(), name_and_labels)
 }
 
-/// [`metric`] on a `/metrics` text already fetched.
-pub fn metric_in(text: &str, name_and_labels: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            let rest = l.strip_prefix(name_and_labels)?;
-            rest.strip_prefix(' ')?.trim().parse().ok()
-        })
-        .unwrap_or(0.0)
-}
+pub use parkwatch_tests::stack::metric_in;
 
 /// `/healthz` as (status, JSON).
 pub fn health(ingest: &Ingest) -> (u16, Value) {

@@ -204,6 +204,21 @@ pub fn edge_config(dir: &Path, spec: &EdgeSpec<'_>) -> PathBuf {
 /// [`edge_config`] with more keys in its `[mqtt]` table (e.g.
 /// `ca_file = "..."`), one per line.
 pub fn edge_config_with_mqtt(dir: &Path, spec: &EdgeSpec<'_>, mqtt_extra: &str) -> PathBuf {
+    write_edge_config(dir, spec, mqtt_extra, "")
+}
+
+/// [`edge_config`] with the edge's metrics listener on 127.0.0.1:`port`
+/// (read it with [`telemetry_cut`]).
+pub fn edge_config_with_metrics(dir: &Path, spec: &EdgeSpec<'_>, port: u16) -> PathBuf {
+    write_edge_config(dir, spec, "", &format!("127.0.0.1:{port}"))
+}
+
+fn write_edge_config(
+    dir: &Path,
+    spec: &EdgeSpec<'_>,
+    mqtt_extra: &str,
+    metrics_listen: &str,
+) -> PathBuf {
     let mut toml = format!(
         r#"edge_id = "{edge}"
 site = "{SITE}"
@@ -226,7 +241,7 @@ fsync = "batch"
 model = "{model}"
 
 [metrics]
-listen = ""
+listen = "{metrics_listen}"
 "#,
         edge = spec.edge,
         port = spec.mqtt_port,
@@ -255,6 +270,70 @@ pub fn start_edge(config: &Path) -> ChildGuard {
         .env("RUST_LOG", "info")
         .current_dir(repo_root())
         .spawn()
+}
+
+/// The value of the Prometheus text line starting with `name_and_labels`
+/// (e.g. `parkwatch_ingest_rejected_total{reason="branch"}`); 0 if absent.
+pub fn metric_in(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix(name_and_labels)?;
+            rest.strip_prefix(' ')?.trim().parse().ok()
+        })
+        .unwrap_or(0.0)
+}
+
+/// How many telemetry batches a running edge has queued in its outbox
+/// (`parkwatch_edge_telemetry_batches_total` on its metrics listener,
+/// 127.0.0.1:`port`); `None` while the listener does not answer.
+pub fn edge_telemetry_batches(port: u16) -> Option<u64> {
+    let (status, body) = http_get(port, "/metrics");
+    (status == 200).then(|| metric_in(&body, "parkwatch_edge_telemetry_batches_total") as u64)
+}
+
+/// A cut through a running edge's telemetry, from its own record: waits
+/// until its batch counter moves and returns `(n, cut_ms)`, where `n` is the
+/// count read right after the move and `cut_ms` the system time just after
+/// that read.
+///
+/// What makes the cut exact: the edge stamps a batch (`created_at_ms`, the
+/// timestamp of each of its points), then queues and counts it, one batch
+/// after the other. The first `n` batches were counted before the read, so
+/// their stamps are `<= cut_ms`. Batch `n + 1` is stamped after batch `n`
+/// was counted, so before `cut_ms` only if its tick was already due then
+/// (the edge running an interval late); it is then counted moments later,
+/// which the 100 ms watch after the read sees, and the cut is taken again.
+/// So each series the edge puts once in every batch (`edge_health`, a
+/// camera's `camera_stream`) has exactly `n` points up to `cut_ms` when
+/// nothing is lost or doubled, however irregular the edge's ticks were.
+#[track_caller]
+pub fn telemetry_cut(port: u16, timeout: Duration) -> (u64, i64) {
+    let start = std::time::Instant::now();
+    let poll = Duration::from_millis(10);
+    let mut last = None;
+    loop {
+        assert!(
+            start.elapsed() < timeout,
+            "no clean cut through the telemetry of the edge with metrics on port {port} in \
+             {timeout:?} (its counter: {last:?})"
+        );
+        let n = edge_telemetry_batches(port);
+        let cut_ms = crate::now_ms();
+        let moved = matches!((last, n), (Some(a), Some(b)) if a != b);
+        last = n.or(last);
+        if !moved {
+            std::thread::sleep(poll);
+            continue;
+        }
+        let quiet = (0..10).all(|_| {
+            std::thread::sleep(poll);
+            edge_telemetry_batches(port) == n
+        });
+        if let (true, Some(n)) = (quiet, n) {
+            return (n, cut_ms);
+        }
+        last = edge_telemetry_batches(port).or(last);
+    }
 }
 
 /// `deploy/modbus-sim.py` (PyPI's pymodbus) playing the park's Modbus
