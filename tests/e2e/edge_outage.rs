@@ -27,7 +27,9 @@ use parkwatch_tests::stack::{
     EdgeSpec, Ingest, ModbusSim, VIEWER_TOKEN, edge_config_with_metrics, http_get_bearer,
     start_edge, telemetry_cut,
 };
-use parkwatch_tests::{RtspServer, VictoriaMetrics, free_port, media, now_ms, wait_for};
+use parkwatch_tests::{
+    RtspServer, Server as _, VictoriaMetrics, free_port, media, now_ms, wait_for,
+};
 use serde_json::Value;
 
 const EDGE: &str = "outage-edge";
@@ -205,12 +207,10 @@ offline_after_secs = 10
     let config = edge_config_with_metrics(
         dir.path(),
         &EdgeSpec {
-            edge: EDGE,
-            password: "pw-outage",
-            mqtt_port: ingest.mqtt_port(),
             telemetry_secs: INTERVAL_MS as f64 / 1000.0,
             cameras: vec![("cam1".into(), rtsp.url("cam1"), walkway_intrusion())],
             extra: sensor,
+            ..EdgeSpec::new(EDGE, "pw-outage", ingest.mqtt_port())
         },
         metrics_port,
     );

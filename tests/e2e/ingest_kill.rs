@@ -18,9 +18,9 @@ use std::time::Duration;
 use parkwatch_tests::stack::{
     EdgeSpec, Ingest, edge_config_with_metrics, start_edge, telemetry_cut,
 };
-use parkwatch_tests::{ChildGuard, VictoriaMetrics, free_port};
+use parkwatch_tests::{ChildGuard, Server as _, VictoriaMetrics, free_port};
 
-use crate::ingest_support::{LoadEdge, LoadSpec, check_exactly_once, metric, t0};
+use crate::ingest_support::{check_loads, metric, start_loads};
 
 const INTERVAL_S: f64 = 0.5;
 
@@ -66,31 +66,15 @@ fn kill9_ingest_under_load_loses_and_doubles_nothing() {
             let config = edge_config_with_metrics(
                 &sub,
                 &EdgeSpec {
-                    edge,
-                    password,
-                    mqtt_port: ingest.mqtt_port(),
                     telemetry_secs: INTERVAL_S,
-                    cameras: vec![],
-                    extra: String::new(),
+                    ..EdgeSpec::new(edge, password, ingest.mqtt_port())
                 },
                 metrics_port,
             );
             start_edge(&config)
         })
         .collect();
-    let base = t0();
-    let loads: Vec<LoadEdge> = creds[2..]
-        .iter()
-        .map(|(e, p)| {
-            LoadEdge::start(LoadSpec {
-                rate: 20.0,
-                streams: 50,
-                batches: 900,
-                t0_ms: base,
-                ..LoadSpec::new(e, p, ingest.mqtt_port())
-            })
-        })
-        .collect();
+    let loads = start_loads(&creds[2..], ingest.mqtt_port(), 900);
 
     let mut duplicates_seen = 0.0;
     for round in 0..3 {
@@ -108,16 +92,13 @@ fn kill9_ingest_under_load_loses_and_doubles_nothing() {
     for l in &loads {
         l.wait_all_acked(Duration::from_secs(120));
     }
+    check_loads(&vm, &loads, Duration::from_secs(60));
     for l in &loads {
-        let c = check_exactly_once(&vm, &l.spec, Duration::from_secs(60));
-        println!(
-            "{}: {c:?}; {} sends for {} batches, {} connections",
-            l.spec.edge,
-            l.sends(),
-            l.spec.batches,
-            l.connects()
+        assert!(
+            l.connects() >= 4,
+            "{}: reconnected after every kill",
+            l.spec.edge
         );
-        assert!(l.connects() >= 4, "reconnected after every kill");
     }
 
     // The real edges: every batch they queued up to a cut (their own count)

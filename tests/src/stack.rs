@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::process::{ChildGuard, ChildSpec};
-use crate::{VictoriaMetrics, bin, free_port, port_open, repo_root, wait_for};
+use crate::process::{ChildGuard, ChildSpec, Server, run_ok, run_to_end};
+use crate::{VictoriaMetrics, bin, free_port, repo_root};
 
 /// The site id the tests use.
 pub const SITE: &str = "etdz-test";
@@ -59,21 +59,6 @@ impl Ingest {
         )
     }
 
-    #[track_caller]
-    fn wait_ready(&mut self) {
-        let (mqtt, http) = (self.mqtt_port, self.http_port);
-        let child = &mut self.child;
-        wait_for(
-            "parkwatch-ingest to listen",
-            Duration::from_secs(30),
-            Duration::from_millis(100),
-            || {
-                assert!(child.is_running(), "ingest exited: {}", child.log_tail(40));
-                (port_open(mqtt) && port_open(http)).then_some(())
-            },
-        );
-    }
-
     pub fn mqtt_port(&self) -> u16 {
         self.mqtt_port
     }
@@ -92,13 +77,6 @@ impl Ingest {
 
     pub fn log_tail(&self, lines: usize) -> String {
         self.child.log_tail(lines)
-    }
-
-    /// Starts ingest again (same configuration and data) and waits for it.
-    #[track_caller]
-    pub fn start_again(&mut self) {
-        self.child.start_again();
-        self.wait_ready();
     }
 
     /// `GET path` on ingest's HTTP listener: (status, body).
@@ -125,6 +103,21 @@ impl Ingest {
         let (status, body) = self.get("/metrics");
         assert_eq!(status, 200, "/metrics: {body}");
         body
+    }
+}
+
+/// Start again: same configuration and data; ready when both the broker
+/// and the HTTP listener accept connections.
+impl Server for Ingest {
+    fn process(&mut self) -> &mut ChildGuard {
+        &mut self.child
+    }
+
+    #[track_caller]
+    fn wait_ready(&mut self) {
+        for port in [self.mqtt_port, self.http_port] {
+            self.child.wait_listening(port, Duration::from_secs(30));
+        }
     }
 }
 
@@ -195,6 +188,22 @@ pub struct EdgeSpec<'a> {
     pub extra: String,
 }
 
+impl<'a> EdgeSpec<'a> {
+    /// An edge logging in as `edge`/`password` to the broker on
+    /// 127.0.0.1:`mqtt_port`, with telemetry every second, no cameras and
+    /// nothing more; change the rest with `EdgeSpec { .., ..EdgeSpec::new() }`.
+    pub fn new(edge: &'a str, password: &'a str, mqtt_port: u16) -> Self {
+        Self {
+            edge,
+            password,
+            mqtt_port,
+            telemetry_secs: 1.0,
+            cameras: Vec::new(),
+            extra: String::new(),
+        }
+    }
+}
+
 /// Writes an edge configuration into `dir` and returns its path. The
 /// outbox lives in `dir/outbox`; the metrics listener is off.
 pub fn edge_config(dir: &Path, spec: &EdgeSpec<'_>) -> PathBuf {
@@ -261,15 +270,19 @@ listen = "{metrics_listen}"
     path
 }
 
+/// `parkwatch-edge <first>` (a subcommand, or `--config` for a run) from
+/// the checkout's root, where configurations name their models; add more
+/// arguments and run it with [`run_to_end`].
+pub fn edge_command(first: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin("parkwatch-edge"));
+    cmd.current_dir(repo_root()).arg(first);
+    cmd
+}
+
 /// Starts `parkwatch-edge --config path`.
 #[track_caller]
 pub fn start_edge(config: &Path) -> ChildGuard {
-    ChildSpec::new("parkwatch-edge", bin("parkwatch-edge"))
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .current_dir(repo_root())
-        .spawn()
+    start_edge_with_env(config, &[])
 }
 
 /// The value of the Prometheus text line starting with `name_and_labels`
@@ -446,6 +459,21 @@ impl AlarmTap {
         all
     }
 
+    /// Waits (up to `timeout`) for the first event of `source`, `rule` and
+    /// event type `event`, as [`Self::find`] finds it; `what` names it in
+    /// the panic when it does not come.
+    #[track_caller]
+    pub fn wait_event(
+        &self,
+        what: &str,
+        timeout: Duration,
+        (source, rule, event): (&str, &str, &str),
+    ) -> Value {
+        crate::wait_for(what, timeout, Duration::from_millis(100), || {
+            self.find(source, rule, event)
+        })
+    }
+
     /// The first event of `source` (a camera or a sensor id), rule and
     /// event type.
     pub fn find(&self, source: &str, rule: &str, event: &str) -> Option<Value> {
@@ -468,18 +496,18 @@ pub fn status_topic(edge: &str) -> String {
 /// `None` when nothing arrives within `timeout` (whole seconds, at least 1)
 /// or the payload is not JSON.
 pub fn mqtt_read_one(port: u16, args: &[&str], topic: &str, timeout: Duration) -> Option<Value> {
-    let output = std::process::Command::new("/usr/bin/mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .args(["-t", topic, "-C", "1"])
-        .args(["-W", &timeout.as_secs().max(1).to_string()])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run mosquitto_sub (Debian mosquitto-clients): {e}"));
-    if !output.status.success() {
+    let done = run_to_end(
+        std::process::Command::new("/usr/bin/mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
+            .args(["-t", topic, "-C", "1"])
+            .args(["-W", &timeout.as_secs().max(1).to_string()])
+            .stdin(std::process::Stdio::null()),
+    );
+    if !done.status.success() {
         return None;
     }
-    serde_json::from_slice(&output.stdout).ok()
+    serde_json::from_str(&done.stdout).ok()
 }
 
 /// The retained status of `edge` on ingest's broker, read with
@@ -684,15 +712,9 @@ impl Mosquitto {
             if i == 0 {
                 cmd.arg("-c");
             }
-            let out = cmd
-                .arg(&passwd)
-                .args([user, password])
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run mosquitto_passwd (Debian mosquitto): {e}"));
-            assert!(
-                out.status.success(),
-                "mosquitto_passwd {user}: {}",
-                String::from_utf8_lossy(&out.stderr)
+            run_ok(
+                cmd.arg(&passwd).args([user, password]),
+                &format!("adding the login {user}"),
             );
         }
         // Mosquitto started as root drops to the `mosquitto` user before it
@@ -730,19 +752,7 @@ impl Mosquitto {
             .arg("-c")
             .arg(&conf)
             .spawn();
-        wait_for(
-            "mosquitto to listen",
-            Duration::from_secs(10),
-            Duration::from_millis(50),
-            || {
-                assert!(
-                    child.is_running(),
-                    "mosquitto exited: {}",
-                    child.log_tail(20)
-                );
-                port_open(port).then_some(())
-            },
-        );
+        child.wait_listening(port, Duration::from_secs(10));
         Self {
             child,
             port,
