@@ -319,6 +319,9 @@ pub fn edge_telemetry_batches(port: u16) -> Option<u64> {
 /// So each series the edge puts once in every batch (`edge_health`, a
 /// camera's `camera_stream`) has exactly `n` points up to `cut_ms` when
 /// nothing is lost or doubled, however irregular the edge's ticks were.
+/// The one case the watch cannot see: batch `n + 1` stamped before the cut
+/// and then held up for longer than the watch before it is counted (an
+/// edge starved both just before and just after its tick).
 #[track_caller]
 pub fn telemetry_cut(port: u16, timeout: Duration) -> (u64, i64) {
     let start = std::time::Instant::now();
