@@ -56,15 +56,11 @@ fn camera_passwords_stay_out_of_logs_and_status() {
     let config = edge_config(
         dir.path(),
         &EdgeSpec {
-            edge: EDGE,
-            password: MQTT_PASSWORD,
-            mqtt_port: ingest.mqtt_port(),
-            telemetry_secs: 1.0,
             cameras: vec![
                 ("cam1".into(), good_url, String::new()),
                 ("cam-wrongpw".into(), wrong_url, String::new()),
             ],
-            extra: String::new(),
+            ..EdgeSpec::new(EDGE, MQTT_PASSWORD, ingest.mqtt_port())
         },
     );
     let mut edge = start_edge_with_env(&config, &[("RUST_LOG", "debug")]);

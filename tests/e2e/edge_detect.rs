@@ -5,9 +5,9 @@
 //! image is reported by name while the other images are still processed.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use parkwatch_tests::{bin, media, model_manifest, repo_root, shared_dir};
+use parkwatch_tests::stack::edge_command;
+use parkwatch_tests::{Finished, ffmpeg, media, model_manifest, run_ok, run_to_end, shared_dir};
 use serde_json::Value;
 
 /// The clip as shipped (`../shared/media/vtest.avi`), else the transcoded
@@ -23,26 +23,23 @@ fn source_video() -> PathBuf {
 
 /// Extracts frame `index` (0-based, in decode order) of `video` to `out` as PNG.
 fn extract_frame(video: &Path, index: u32, out: &Path) {
-    let output = Command::new("ffmpeg")
-        .args(["-nostdin", "-loglevel", "error", "-y", "-i"])
-        .arg(video)
-        .args([
-            "-vf",
-            &format!("select=eq(n\\,{index})"),
-            "-vsync",
-            "0",
-            "-frames:v",
-            "1",
-        ])
-        .arg(out)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run ffmpeg (Debian package ffmpeg): {e}"));
-    assert!(
-        output.status.success() && out.is_file(),
-        "ffmpeg could not extract frame {index} of {}: {}",
-        video.display(),
-        String::from_utf8_lossy(&output.stderr)
+    let what = format!("extracting frame {index} of {}", video.display());
+    run_ok(
+        ffmpeg()
+            .arg("-i")
+            .arg(video)
+            .args([
+                "-vf",
+                &format!("select=eq(n\\,{index})"),
+                "-vsync",
+                "0",
+                "-frames:v",
+                "1",
+            ])
+            .arg(out),
+        &what,
     );
+    assert!(out.is_file(), "{what}: no {}", out.display());
 }
 
 /// One detection as `detect --json` prints it.
@@ -127,9 +124,30 @@ fn assert_person_at(people: &[Found], point: (f64, f64), name: &str, who: &str) 
     );
 }
 
+/// The JSON lines of `detect --json`, one per image: `images` of them.
+#[track_caller]
+fn json_lines(stdout: &str, images: usize) -> Vec<Value> {
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(lines.len(), images, "one line per image: {stdout}");
+    lines
+}
+
+/// `parkwatch-edge detect --json` with NanoDet-m on `images`.
+fn detect(images: &[&Path]) -> Finished {
+    run_to_end(
+        edge_command("detect")
+            .arg("--json")
+            .arg("--model")
+            .arg(model_manifest("nanodet-m-320"))
+            .args(images),
+    )
+}
+
 #[test]
 fn detect_finds_people_and_the_van_where_they_are() {
-    let manifest = model_manifest("nanodet-m-320");
     let dir = tempfile::tempdir().unwrap();
     let video = source_video();
     let f100 = dir.path().join("frame-100.png");
@@ -137,26 +155,16 @@ fn detect_finds_people_and_the_van_where_they_are() {
     extract_frame(&video, 100, &f100);
     extract_frame(&video, 500, &f500);
 
-    let output = Command::new(bin("parkwatch-edge"))
-        .current_dir(repo_root())
-        .args(["detect", "--json", "--model"])
-        .arg(&manifest)
-        .arg(&f100)
-        .arg(&f500)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let Finished {
+        status,
+        stdout,
+        stderr,
+    } = detect(&[&f100, &f500]);
     assert!(
-        output.status.success(),
-        "detect failed: {}\nstdout: {stdout}\nstderr: {stderr}",
-        output.status
+        status.success(),
+        "detect failed: {status}\nstdout: {stdout}\nstderr: {stderr}"
     );
-    let lines: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
-    assert_eq!(lines.len(), 2, "one line per image: {stdout}");
+    let lines = json_lines(&stdout, 2);
 
     // Frame 100: a group of people in the middle of the walkway (a woman in
     // dark clothes and a man facing her, left of the lamp post), a man
@@ -194,7 +202,6 @@ fn detect_finds_people_and_the_van_where_they_are() {
 
 #[test]
 fn a_corrupt_image_is_named_and_the_others_still_run() {
-    let manifest = model_manifest("nanodet-m-320");
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("frame-100.png");
     extract_frame(&source_video(), 100, &good);
@@ -204,18 +211,13 @@ fn a_corrupt_image_is_named_and_the_others_still_run() {
     bytes.extend((0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
     std::fs::write(&corrupt, &bytes).unwrap();
 
-    let output = Command::new(bin("parkwatch-edge"))
-        .current_dir(repo_root())
-        .args(["detect", "--json", "--model"])
-        .arg(&manifest)
-        .arg(&corrupt)
-        .arg(&good)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let Finished {
+        status,
+        stdout,
+        stderr,
+    } = detect(&[&corrupt, &good]);
     assert!(
-        !output.status.success(),
+        !status.success(),
         "a corrupt image must fail the command\nstdout: {stdout}\nstderr: {stderr}"
     );
     assert!(
@@ -224,11 +226,7 @@ fn a_corrupt_image_is_named_and_the_others_still_run() {
             .any(|l| l.contains("error") && l.contains("corrupt-upload.png")),
         "no error line naming the corrupt file on stderr: {stderr}"
     );
-    let lines: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
-    assert_eq!(lines.len(), 2, "one line per image: {stdout}");
+    let lines = json_lines(&stdout, 2);
     assert!(
         lines[0]["image"]
             .as_str()

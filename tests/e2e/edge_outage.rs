@@ -12,9 +12,10 @@
 //!   both of its lives) is in ingest's store exactly once
 //!   (`GET /api/v1/alarms/{id}`), no alarm is stored that the edge did not
 //!   raise, and every snapshot an event names can be fetched;
-//! * the camera's stream points in VictoriaMetrics have no gap longer than
-//!   1.5 intervals over the whole window (except the edge's own restart),
-//!   and no timestamp is stored twice.
+//! * the camera's stream points in VictoriaMetrics (one in every telemetry
+//!   batch) are exactly the batches the edge counted in its two lives (its
+//!   `/metrics`, read through [`telemetry_cut`] before the kill and at the
+//!   end), and no timestamp is stored twice.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -23,9 +24,12 @@ use std::time::{Duration, Instant};
 
 use parkwatch_tests::scene::walkway_intrusion;
 use parkwatch_tests::stack::{
-    EdgeSpec, Ingest, ModbusSim, VIEWER_TOKEN, edge_config, http_get_bearer, start_edge,
+    EdgeSpec, Ingest, ModbusSim, VIEWER_TOKEN, edge_config_with_metrics, http_get_bearer,
+    start_edge, telemetry_cut,
 };
-use parkwatch_tests::{RtspServer, VictoriaMetrics, media, now_ms, wait_for};
+use parkwatch_tests::{
+    RtspServer, Server as _, VictoriaMetrics, free_port, media, now_ms, wait_for,
+};
 use serde_json::Value;
 
 const EDGE: &str = "outage-edge";
@@ -64,8 +68,6 @@ struct Coverage {
     exact_resends: usize,
     /// Timestamps stored more than once with different values.
     conflicting: Vec<i64>,
-    /// Gaps over 1.5 intervals: (from, to) timestamps.
-    gaps: Vec<(i64, i64)>,
     last: i64,
 }
 
@@ -85,34 +87,23 @@ fn coverage(samples: &[(i64, f64)]) -> Coverage {
             }
         }
     }
-    let ts: Vec<i64> = by_ts.keys().copied().collect();
-    let gaps = ts
-        .windows(2)
-        .filter(|w| w[1] - w[0] > INTERVAL_MS * 3 / 2)
-        .map(|w| (w[0], w[1]))
-        .collect();
     Coverage {
-        points: ts.len(),
+        points: by_ts.len(),
         exact_resends,
         conflicting,
-        gaps,
-        last: ts.last().copied().unwrap_or(0),
+        last: by_ts.keys().next_back().copied().unwrap_or(0),
     }
 }
 
-/// Gaps other than the one around the edge's restart at `killed_at_ms`
-/// (which may last up to `restart_allowance_ms`).
-fn unexplained(
-    gaps: &[(i64, i64)],
-    killed_at_ms: i64,
-    restart_allowance_ms: i64,
-) -> Vec<(i64, i64)> {
-    gaps.iter()
-        .copied()
-        .filter(|(a, b)| {
-            !(*a <= killed_at_ms && killed_at_ms <= *b && b - a <= restart_allowance_ms)
-        })
-        .collect()
+/// Distinct stored timestamps in `from < t <= to`.
+fn stored_between(samples: &[(i64, f64)], from: i64, to: i64) -> usize {
+    let mut ts: Vec<i64> = samples
+        .iter()
+        .map(|s| s.0)
+        .filter(|t| from < *t && *t <= to)
+        .collect();
+    ts.dedup();
+    ts.len()
 }
 
 /// Alarm events as the edge logged them (`Alarm.` lines, written once the
@@ -212,16 +203,16 @@ offline_after_secs = 10
 "#,
         sim.port()
     );
-    let config = edge_config(
+    let metrics_port = free_port();
+    let config = edge_config_with_metrics(
         dir.path(),
         &EdgeSpec {
-            edge: EDGE,
-            password: "pw-outage",
-            mqtt_port: ingest.mqtt_port(),
             telemetry_secs: INTERVAL_MS as f64 / 1000.0,
             cameras: vec![("cam1".into(), rtsp.url("cam1"), walkway_intrusion())],
             extra: sensor,
+            ..EdgeSpec::new(EDGE, "pw-outage", ingest.mqtt_port())
         },
+        metrics_port,
     );
     let mut edge = start_edge(&config);
 
@@ -250,12 +241,17 @@ offline_after_secs = 10
     std::thread::scope(|scope| {
         let _stop = StopOnDrop(swinging.clone());
         scope.spawn(swing);
-        run_outage(&vm, &mut ingest, &mut edge);
+        run_outage(&vm, &mut ingest, &mut edge, metrics_port);
     });
     edge.assert_running();
 }
 
-fn run_outage(vm: &VictoriaMetrics, ingest: &mut Ingest, edge: &mut parkwatch_tests::ChildGuard) {
+fn run_outage(
+    vm: &VictoriaMetrics,
+    ingest: &mut Ingest,
+    edge: &mut parkwatch_tests::ChildGuard,
+    metrics_port: u16,
+) {
     // Telemetry and alarms flow for a few seconds before the outage.
     let first = wait_for(
         "camera telemetry in VictoriaMetrics",
@@ -284,9 +280,10 @@ fn run_outage(vm: &VictoriaMetrics, ingest: &mut Ingest, edge: &mut parkwatch_te
     assert!(status.success(), "ingest did not stop cleanly: {status:?}");
 
     // A third of the way in, the edge crashes and is started again on the
-    // same outbox.
+    // same outbox. Its first life queued `first_life` batches, stamped up to
+    // `killed_at_ms` (the kill follows the cut before the next tick).
     std::thread::sleep(OUTAGE / 3);
-    let killed_at_ms = now_ms();
+    let (first_life, killed_at_ms) = telemetry_cut(metrics_port, Duration::from_secs(30));
     edge.kill9();
     edge.start_again();
     let recovered = edge.wait_for_log("Outbox open.", Duration::from_secs(20));
@@ -334,19 +331,21 @@ fn run_outage(vm: &VictoriaMetrics, ingest: &mut Ingest, edge: &mut parkwatch_te
         },
     );
 
-    // Telemetry: live points after the outage, and no unexplained gap from
-    // the first point on. The restart gap: SIGKILL, start-up (model load),
-    // camera reconnect and the first interval.
-    let restart_allowance_ms = 8_000;
+    // Telemetry: live points after the outage, and every batch of both
+    // lives up to a cut in the second one (`second_life` batches stamped up
+    // to `cut_ms`) stored.
+    let (second_life, cut_ms) = telemetry_cut(metrics_port, Duration::from_secs(30));
     let drained = wait_for(
         "the telemetry backlog to reach VictoriaMetrics",
         Duration::from_secs(60),
         Duration::from_millis(250),
         || {
-            let c = coverage(&samples(vm));
+            let all = samples(vm);
+            let c = coverage(&all);
             (c.last > back_ms + INTERVAL_MS
-                && unexplained(&c.gaps, killed_at_ms, restart_allowance_ms).is_empty())
-            .then_some(c)
+                && stored_between(&all, i64::MIN, killed_at_ms) >= first_life as usize
+                && stored_between(&all, killed_at_ms, cut_ms) >= second_life as usize)
+                .then_some(c)
         },
     );
     let drain_time = back.elapsed();
@@ -382,6 +381,8 @@ fn run_outage(vm: &VictoriaMetrics, ingest: &mut Ingest, edge: &mut parkwatch_te
         .iter()
         .filter(|(t, _)| (outage_start_ms..back_ms).contains(t))
         .count();
+    let stored_first = stored_between(&all, i64::MIN, killed_at_ms);
+    let stored_second = stored_between(&all, killed_at_ms, cut_ms);
     eprintln!(
         "outage {OUTAGE:?}: the edge logged {logged_events} alarm events on {} alarms \
          ({raised_in_outage} during the outage), ingest stored {stored_events_n}, listing {} \
@@ -389,7 +390,8 @@ fn run_outage(vm: &VictoriaMetrics, ingest: &mut Ingest, edge: &mut parkwatch_te
          {outage_points} produced during the outage; after ingest came back the edge \
          reconnected in {reconnect_time:?}, the outage's alarms were stored after \
          {alarms_drained:?} and the telemetry backlog after {drain_time:?} (coverage complete \
-         then: {} points); gaps over 1.5 intervals: {:?} (edge killed at {killed_at_ms}); \
+         then: {} points); batches queued / stored: {first_life} / {stored_first} up to the \
+         kill at {killed_at_ms}, {second_life} / {stored_second} from then to {cut_ms}; \
          timestamps stored twice: {} same value, {:?} different",
         logged.len(),
         listed["total"],
@@ -397,7 +399,6 @@ fn run_outage(vm: &VictoriaMetrics, ingest: &mut Ingest, edge: &mut parkwatch_te
         c.points,
         c.last,
         drained.points,
-        c.gaps,
         c.exact_resends,
         c.conflicting
     );
@@ -430,14 +431,21 @@ fn run_outage(vm: &VictoriaMetrics, ingest: &mut Ingest, edge: &mut parkwatch_te
         c.exact_resends,
         c.conflicting
     );
-    let bad = unexplained(&c.gaps, killed_at_ms, restart_allowance_ms);
-    assert!(
-        bad.is_empty(),
-        "telemetry lost: gaps over 1.5 intervals {bad:?} (edge killed at {killed_at_ms}, outage \
-         {outage_start_ms}..{back_ms})"
+    assert_eq!(
+        stored_first, first_life as usize,
+        "telemetry of the edge's first life: stored points up to the kill at {killed_at_ms} vs \
+         batches it queued"
+    );
+    assert_eq!(
+        stored_second, second_life as usize,
+        "telemetry of the edge's second life: stored points from the kill at {killed_at_ms} to \
+         {cut_ms} vs batches it queued"
     );
     // The outage itself is covered at about one point per interval (less
-    // the restart), so the edge really kept producing while cut off.
+    // the restart: SIGKILL, start-up with the model load, camera reconnect
+    // and the first interval), so the edge really kept producing while cut
+    // off.
+    let restart_allowance_ms = 8_000;
     let expected = (back_ms - outage_start_ms) / INTERVAL_MS - restart_allowance_ms / INTERVAL_MS;
     assert!(
         outage_points as i64 >= expected,

@@ -10,36 +10,23 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use parkwatch_tests::scene::{VAN_BAY, WALKWAY, WALKWAY_INTRUSION, van_dwell};
-use parkwatch_tests::stack::{EdgeSpec, edge_config};
-use parkwatch_tests::{bin, media, model_manifest, repo_root};
+use parkwatch_tests::stack::{EdgeSpec, edge_command, edge_config};
+use parkwatch_tests::{Finished, ffmpeg, media, model_manifest, run_ok, run_to_end};
 use serde_json::Value;
 
 /// Cuts the first 15 s of the H.264 campus clip (a keyframe every second,
 /// so a stream copy starts clean) into `dir`.
 fn cut_clip(dir: &Path) -> PathBuf {
     let clip = dir.join("clip-15s.mp4");
-    let output = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-ss",
-            "0",
-            "-t",
-            "15",
-            "-i",
-        ])
-        .arg(media("vtest-h264.mp4"))
-        .args(["-c", "copy", "-an"])
-        .arg(&clip)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run ffmpeg (Debian package ffmpeg): {e}"));
-    assert!(
-        output.status.success() && clip.is_file(),
-        "ffmpeg could not cut the clip: {}",
-        String::from_utf8_lossy(&output.stderr)
+    run_ok(
+        ffmpeg()
+            .args(["-ss", "0", "-t", "15", "-i"])
+            .arg(media("vtest-h264.mp4"))
+            .args(["-c", "copy", "-an"])
+            .arg(&clip),
+        "cutting the clip",
     );
+    assert!(clip.is_file(), "no clip at {}", clip.display());
     clip
 }
 
@@ -50,10 +37,8 @@ struct Run {
 }
 
 fn replay(config: &Path, clip: &Path, snapshots: &Path, realtime: bool) -> Run {
-    let mut cmd = Command::new(bin("parkwatch-edge"));
-    cmd.current_dir(repo_root())
-        .arg("replay")
-        .arg("--config")
+    let mut cmd = edge_command("replay");
+    cmd.arg("--config")
         .arg(config)
         .args(["--camera", "cam1", "--input"])
         .arg(clip)
@@ -63,16 +48,15 @@ fn replay(config: &Path, clip: &Path, snapshots: &Path, realtime: bool) -> Run {
         cmd.arg("--realtime");
     }
     let started = Instant::now();
-    let output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run parkwatch-edge replay: {e}"));
+    let Finished {
+        status,
+        stdout,
+        stderr,
+    } = run_to_end(&mut cmd);
     let took = started.elapsed();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        output.status.success(),
-        "replay (realtime: {realtime}) failed: {}\nstderr: {stderr}",
-        output.status
+        status.success(),
+        "replay (realtime: {realtime}) failed: {status}\nstderr: {stderr}"
     );
     let events = stdout
         .lines()
@@ -109,16 +93,15 @@ fn timeline(events: &[Value]) -> Vec<(String, String, String, i64, i64)> {
 }
 
 fn sha256_of(path: &Path) -> String {
-    let output = Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run sha256sum: {e}"));
-    assert!(output.status.success(), "sha256sum {}", path.display());
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
+    run_ok(
+        Command::new("sha256sum").arg(path),
+        &path.display().to_string(),
+    )
+    .stdout
+    .split_whitespace()
+    .next()
+    .unwrap_or_default()
+    .to_owned()
 }
 
 /// Every snapshot an event names is a JPEG file in the run's folder whose
@@ -168,9 +151,6 @@ fn replay_raises_the_same_alarms_at_any_speed() {
     let config = edge_config(
         dir.path(),
         &EdgeSpec {
-            edge: "replay-edge",
-            password: "unused",
-            mqtt_port: 1883,
             telemetry_secs: 10.0,
             cameras: vec![(
                 "cam1".into(),
@@ -180,7 +160,7 @@ fn replay_raises_the_same_alarms_at_any_speed() {
                     van_dwell(8)
                 ),
             )],
-            extra: String::new(),
+            ..EdgeSpec::new("replay-edge", "unused", 1883)
         },
     );
 

@@ -11,50 +11,64 @@ use std::process::Command;
 use std::time::Duration;
 
 use parkwatch_tests::stack::{
-    EdgeSpec, camera_state, edge_config_with_mqtt, mqtt_read_one, start_edge, status_topic,
+    EdgeSpec, camera_state, edge_command, edge_config_with_mqtt, mqtt_read_one, start_edge,
+    status_topic,
 };
-use parkwatch_tests::{ChildGuard, ChildSpec, bin, free_port, port_open, repo_root, wait_for};
+use parkwatch_tests::{ChildGuard, ChildSpec, free_port, run_ok, run_to_end, wait_for};
 use serde_json::Value;
 
 #[track_caller]
 fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run openssl: {e}"));
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
+    run_ok(
+        Command::new("openssl").current_dir(dir).args(args),
+        &format!("{args:?}"),
     );
 }
 
+/// The configuration of an edge that trusts `ca`, in `parent/name`.
+fn tls_edge_config(parent: &Path, name: &str, spec: &EdgeSpec<'_>, ca: &Path) -> PathBuf {
+    let dir = parent.join(name);
+    std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    edge_config_with_mqtt(&dir, spec, &format!("ca_file = \"{}\"", ca.display()))
+}
+
+/// `openssl req` options for a new P-256 key, unencrypted.
+const NEW_EC_KEY: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+];
+
 /// A self-signed CA `{name}.pem` / `{name}.key` in `dir`.
 fn make_ca(dir: &Path, name: &str) -> PathBuf {
+    let (key, pem, subject) = (
+        format!("{name}.key"),
+        format!("{name}.pem"),
+        format!("/CN=parkwatch test {name}"),
+    );
     openssl(
         dir,
         &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN=parkwatch test {name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
+            &["req", "-x509"][..],
+            &NEW_EC_KEY,
+            &[
+                "-keyout",
+                &key,
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-subj",
+                &subject,
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        ]
+        .concat(),
     );
     dir.join(format!("{name}.pem"))
 }
@@ -64,19 +78,18 @@ fn make_server_cert(dir: &Path, ca: &str) -> (PathBuf, PathBuf) {
     openssl(
         dir,
         &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
+            &["req"][..],
+            &NEW_EC_KEY,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
     );
     std::fs::write(
         dir.join("server.ext"),
@@ -129,15 +142,7 @@ fn start_mosquitto(dir: &Path, ca: &Path, cert: &Path, key: &Path) -> (ChildGuar
         .args(["-oL", "/usr/sbin/mosquitto", "-c"])
         .arg(&conf)
         .spawn();
-    wait_for(
-        "mosquitto to listen with TLS",
-        Duration::from_secs(10),
-        Duration::from_millis(50),
-        || {
-            broker.assert_running();
-            port_open(port).then_some(())
-        },
-    );
+    broker.wait_listening(port, Duration::from_secs(10));
     (broker, port)
 }
 
@@ -157,23 +162,18 @@ fn edge_talks_tls_to_mosquitto_and_refuses_an_unknown_ca() {
     );
 
     // The edge with the right CA: connected over TLS, status retained.
-    let good_dir = dir.path().join("good");
-    std::fs::create_dir(&good_dir).unwrap();
-    let good = edge_config_with_mqtt(
-        &good_dir,
+    let good = tls_edge_config(
+        dir.path(),
+        "good",
         &EdgeSpec {
-            edge: "tls-edge",
-            password: "unused-by-anonymous-broker",
-            mqtt_port: port,
-            telemetry_secs: 1.0,
             cameras: vec![(
                 "cam1".into(),
                 "rtsp://127.0.0.1:9/nothing-here".into(),
                 String::new(),
             )],
-            extra: String::new(),
+            ..EdgeSpec::new("tls-edge", "unused-by-anonymous-broker", port)
         },
-        &format!("ca_file = \"{}\"", ca.display()),
+        &ca,
     );
     let mut edge = start_edge(&good);
     edge.wait_for_log("MQTT connected", Duration::from_secs(20));
@@ -214,19 +214,11 @@ fn edge_talks_tls_to_mosquitto_and_refuses_an_unknown_ca() {
 
     // The edge with another CA: a TLS error naming the broker and the CA
     // file, and no connection.
-    let bad_dir = dir.path().join("bad");
-    std::fs::create_dir(&bad_dir).unwrap();
-    let bad = edge_config_with_mqtt(
-        &bad_dir,
-        &EdgeSpec {
-            edge: "tls-edge-wrong-ca",
-            password: "unused",
-            mqtt_port: port,
-            telemetry_secs: 1.0,
-            cameras: vec![],
-            extra: String::new(),
-        },
-        &format!("ca_file = \"{}\"", other_ca.display()),
+    let bad = tls_edge_config(
+        dir.path(),
+        "bad",
+        &EdgeSpec::new("tls-edge-wrong-ca", "unused", port),
+        &other_ca,
     );
     let mut wrong = start_edge(&bad);
     let line = wrong.wait_for_log(
@@ -266,19 +258,14 @@ fn edge_talks_tls_to_mosquitto_and_refuses_an_unknown_ca() {
     edge.assert_running();
 
     // A CA file that is not there: the edge does not start, and says which file.
-    let missing = bad_dir.join("no-such-ca.pem");
+    let missing = dir.path().join("bad/no-such-ca.pem");
     let cfg = std::fs::read_to_string(&bad).unwrap().replace(
         &other_ca.display().to_string(),
         &missing.display().to_string(),
     );
     std::fs::write(&bad, cfg).unwrap();
-    let out = Command::new(bin("parkwatch-edge"))
-        .current_dir(repo_root())
-        .arg("--config")
-        .arg(&bad)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = run_to_end(edge_command("--config").arg(&bad));
+    let stderr = &out.stderr;
     assert!(
         !out.status.success() && stderr.contains("no-such-ca.pem") && stderr.contains("ca_file"),
         "a missing CA file must stop the edge with a message naming it: {} {stderr}",

@@ -33,12 +33,9 @@ fn a_frozen_stream_goes_stale_and_raises_camera_offline() {
     let config = edge_config(
         dir.path(),
         &EdgeSpec {
-            edge: EDGE,
-            password: "pw-watchdog",
-            mqtt_port: port,
             telemetry_secs: 2.0,
             cameras: vec![("cam1".into(), rtsp.url("cam1"), String::new())],
-            extra: String::new(),
+            ..EdgeSpec::new(EDGE, "pw-watchdog", port)
         },
     );
     let mut edge = start_edge(&config);
@@ -60,11 +57,10 @@ fn a_frozen_stream_goes_stale_and_raises_camera_offline() {
     let frozen_at = Instant::now();
     let frozen_at_ms = now_ms();
     rtsp.freeze();
-    let offline = wait_for(
+    let offline = tap.wait_event(
         "camera_offline on the frozen camera",
         STALE_AFTER + Duration::from_secs(5),
-        Duration::from_millis(100),
-        || tap.find("cam1", "camera_offline", "new"),
+        ("cam1", "camera_offline", "new"),
     );
     let seen_after = frozen_at.elapsed();
     assert_eq!(offline["kind"], "camera_offline", "{offline}");
@@ -116,11 +112,10 @@ fn a_frozen_stream_goes_stale_and_raises_camera_offline() {
     );
     let resumed_at = Instant::now();
     rtsp.resume();
-    let end = wait_for(
+    let end = tap.wait_event(
         "camera_offline to end after resume",
         Duration::from_secs(45),
-        Duration::from_millis(200),
-        || tap.find("cam1", "camera_offline", "end"),
+        ("cam1", "camera_offline", "end"),
     );
     let recovered_after = resumed_at.elapsed();
     assert_eq!(end["alarm_id"], offline["alarm_id"], "{end}");

@@ -7,7 +7,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use parkwatch_tests::{ChildGuard, RtspServer, VictoriaMetrics, media, wait_for};
+use parkwatch_tests::{
+    ChildGuard, RtspServer, Server as _, VictoriaMetrics, ffmpeg, ffprobe_rtsp, media, run_ok,
+    wait_for,
+};
 use serde_json::{Value, json};
 
 /// One video packet as ffprobe reports it.
@@ -19,30 +22,17 @@ struct Packet {
 
 /// `ffprobe` over RTSP/TCP: the first video stream's codec, width, height.
 fn probe_stream(url: &str) -> (String, u64, u64) {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-select_streams",
-            "v:0",
-        ])
-        .args([
+    let out = run_ok(
+        ffprobe_rtsp().args([
             "-show_entries",
             "stream=codec_name,width,height",
             "-of",
             "json",
             url,
-        ])
-        .output()
-        .expect("run ffprobe (deploy/setup.sh installs ffmpeg)");
-    assert!(
-        out.status.success(),
-        "ffprobe {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
+        ]),
+        url,
     );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe prints JSON");
+    let v: Value = serde_json::from_str(&out.stdout).expect("ffprobe prints JSON");
     let s = &v["streams"][0];
     (
         s["codec_name"].as_str().unwrap_or_default().to_owned(),
@@ -53,25 +43,13 @@ fn probe_stream(url: &str) -> (String, u64, u64) {
 
 /// The video packets of the first `seconds` of stream time, over TCP.
 fn read_packets(url: &str, seconds: u32) -> Vec<Packet> {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-select_streams",
-            "v:0",
-        ])
-        .args(["-show_entries", "packet=pts_time,flags", "-of", "csv=p=0"])
-        .args(["-read_intervals", &format!("%+{seconds}"), url])
-        .output()
-        .expect("run ffprobe");
-    assert!(
-        out.status.success(),
-        "ffprobe {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        ffprobe_rtsp()
+            .args(["-show_entries", "packet=pts_time,flags", "-of", "csv=p=0"])
+            .args(["-read_intervals", &format!("%+{seconds}"), url]),
+        url,
     );
-    String::from_utf8_lossy(&out.stdout)
+    out.stdout
         .lines()
         .filter_map(|l| {
             let mut cols = l.split(',');
@@ -84,17 +62,8 @@ fn read_packets(url: &str, seconds: u32) -> Vec<Packet> {
 
 /// Decodes `seconds` of the stream with ffmpeg; returns the frame count.
 fn decode_frames(url: &str, seconds: u32) -> u64 {
-    let out = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-i",
-            url,
-        ])
-        .args([
+    let out = run_ok(
+        ffmpeg().args(["-rtsp_transport", "tcp", "-i", url]).args([
             "-t",
             &seconds.to_string(),
             "-f",
@@ -102,20 +71,15 @@ fn decode_frames(url: &str, seconds: u32) -> u64 {
             "-progress",
             "pipe:1",
             "-",
-        ])
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        out.status.success(),
-        "ffmpeg {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
+        ]),
+        url,
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.trim().is_empty(),
-        "decoding {url} reported errors: {stderr}"
+        out.stderr.trim().is_empty(),
+        "decoding {url} reported errors: {}",
+        out.stderr
     );
-    String::from_utf8_lossy(&out.stdout)
+    out.stdout
         .lines()
         .filter_map(|l| l.strip_prefix("frame="))
         .filter_map(|n| n.trim().parse().ok())
@@ -226,14 +190,14 @@ fn rtsp_server_loops_forever_with_increasing_timestamps_for_two_clients() {
     // A 3 s clip (3 GOPs) loops several times within 8 s of stream.
     let dir = tempfile::tempdir().expect("temp dir");
     let clip = dir.path().join("clip.mp4");
-    let status = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(media("vtest-h264.mp4"))
-        .args(["-t", "3", "-c", "copy"])
-        .arg(&clip)
-        .status()
-        .expect("run ffmpeg");
-    assert!(status.success(), "cutting the clip");
+    run_ok(
+        ffmpeg()
+            .arg("-i")
+            .arg(media("vtest-h264.mp4"))
+            .args(["-t", "3", "-c", "copy"])
+            .arg(&clip),
+        "cutting the clip",
+    );
     let server = RtspServer::start(&[("clip", &clip)]);
     let url = server.url("clip");
     let started = Instant::now();

@@ -16,7 +16,9 @@ use parkwatch_tests::stack::{ExternalBroker, Ingest, IngestOptions, Mosquitto, S
 use parkwatch_tests::{VictoriaMetrics, wait_for};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
-use crate::ingest_support::{LoadEdge, LoadSpec, check_exactly_once, metric, metric_in, t0};
+use crate::ingest_support::{
+    LoadEdge, LoadSpec, check_exactly_once, check_loads, metric, metric_in, start_loads, t0,
+};
 
 const INGEST: (&str, &str) = ("parkwatch-ingest", "pw-ingest");
 
@@ -182,26 +184,11 @@ fn two_ingest_instances_share_one_subscription_exactly_once() {
             || (metric(i, "parkwatch_ingest_consumer_connected") == 1.0).then_some(()),
         );
     }
-    let base = t0();
-    let loads: Vec<LoadEdge> = edges
-        .iter()
-        .map(|(e, p)| {
-            LoadEdge::start(LoadSpec {
-                rate: 20.0,
-                streams: 50,
-                batches: 600,
-                t0_ms: base,
-                ..LoadSpec::new(e, p, mosq.port())
-            })
-        })
-        .collect();
+    let loads = start_loads(&edges, mosq.port(), 600);
     for l in &loads {
         l.wait_all_acked(Duration::from_secs(90));
     }
-    for l in &loads {
-        let c = check_exactly_once(&vm, &l.spec, Duration::from_secs(30));
-        println!("{}: {c:?}, {} sends", l.spec.edge, l.sends());
-    }
+    check_loads(&vm, &loads, Duration::from_secs(30));
     let per_instance: Vec<f64> = ingests
         .iter()
         .map(|i| metric(i, "parkwatch_ingest_messages_total{kind=\"telemetry\"}"))

@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 
 use parkwatch_protocol::{FieldValue, Point, SCHEMA_VERSION, TelemetryBatch, encode_telemetry};
 use parkwatch_tests::stack::{Ingest, SITE};
-use parkwatch_tests::{VictoriaMetrics, bin, wait_for};
+use parkwatch_tests::{VictoriaMetrics, bin};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 
-use crate::ingest_support::{LoadEdge, LoadSpec, check_exactly_once, health, metric_in, t0};
+use crate::ingest_support::{
+    LoadEdge, LoadSpec, check_exactly_once, health, metric_in, t0, wait_metrics,
+};
 
 const ROUNDS: usize = 2000;
 /// One round in this many also sends the two oversized payloads.
@@ -175,47 +177,42 @@ fn a_flood_of_bad_messages_is_counted_and_dead_lettered_and_valid_traffic_flows(
     println!("flood: {sent} messages in {flood_secs:.1} s");
 
     // Every bad message counted under its reason.
-    let text = wait_for(
+    let rejected_as = |text: &str, reason: &str| {
+        metric_in(
+            text,
+            &format!("parkwatch_ingest_rejected_total{{reason=\"{reason}\"}}"),
+        )
+    };
+    let text = wait_metrics(
+        &ingest,
         "every rejection counted",
         Duration::from_secs(60),
-        Duration::from_millis(300),
-        || {
-            let text = ingest.metrics();
-            expected
-                .iter()
-                .all(|(r, n)| {
-                    metric_in(
-                        &text,
-                        &format!("parkwatch_ingest_rejected_total{{reason=\"{r}\"}}"),
-                    ) >= *n
-                })
-                .then_some(text)
-        },
+        |text| expected.iter().all(|(r, n)| rejected_as(text, r) >= *n),
     );
     for (reason, n) in &expected {
-        let got = metric_in(
-            &text,
-            &format!("parkwatch_ingest_rejected_total{{reason=\"{reason}\"}}"),
-        );
+        let got = rejected_as(&text, reason);
         assert_eq!(got, *n, "rejected_total{{reason={reason}}}");
     }
     let rejected: f64 = expected.values().sum();
     assert_eq!(rejected, sent as f64);
 
     // ... and each one either dead-lettered or counted as not kept.
-    let text = wait_for(
+    let dead_letters = |text: &str| {
+        (
+            metric_in(text, "parkwatch_ingest_deadletters_written_total"),
+            metric_in(text, "parkwatch_ingest_deadletters_dropped_total"),
+        )
+    };
+    let text = wait_metrics(
+        &ingest,
         "dead letters written",
         Duration::from_secs(30),
-        Duration::from_millis(300),
-        || {
-            let text = ingest.metrics();
-            let w = metric_in(&text, "parkwatch_ingest_deadletters_written_total");
-            let d = metric_in(&text, "parkwatch_ingest_deadletters_dropped_total");
-            (w + d >= rejected).then_some(text)
+        |text| {
+            let (w, d) = dead_letters(text);
+            w + d >= rejected
         },
     );
-    let written = metric_in(&text, "parkwatch_ingest_deadletters_written_total");
-    let dropped = metric_in(&text, "parkwatch_ingest_deadletters_dropped_total");
+    let (written, dropped) = dead_letters(&text);
     println!("dead letters: {written} written, {dropped} dropped (queue full)");
     assert_eq!(written + dropped, rejected);
     assert!(

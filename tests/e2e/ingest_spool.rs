@@ -9,11 +9,9 @@
 use std::time::{Duration, Instant};
 
 use parkwatch_tests::stack::{Ingest, IngestOptions};
-use parkwatch_tests::{VictoriaMetrics, wait_for};
+use parkwatch_tests::{Server as _, VictoriaMetrics, wait_for};
 
-use crate::ingest_support::{
-    LoadEdge, LoadSpec, check_exactly_once, health, metric, metric_in, t0,
-};
+use crate::ingest_support::{LoadEdge, check_loads, health, metric, metric_in, start_loads};
 
 const EDGES: [(&str, &str); 3] = [
     ("load-1", "pw-load-1"),
@@ -32,20 +30,8 @@ fn victoriametrics_down_for_60s_under_load_every_point_once() {
             ..IngestOptions::default()
         },
     );
-    let base = t0();
     // 20 batches/s x 50 points x 3 edges = 3 000 points/s for 85 s.
-    let loads: Vec<LoadEdge> = EDGES
-        .iter()
-        .map(|(e, p)| {
-            LoadEdge::start(LoadSpec {
-                rate: 20.0,
-                streams: 50,
-                batches: 1700,
-                t0_ms: base,
-                ..LoadSpec::new(e, p, ingest.mqtt_port())
-            })
-        })
-        .collect();
+    let loads = start_loads(&EDGES, ingest.mqtt_port(), 1700);
     let acked = |l: &[LoadEdge]| l.iter().map(LoadEdge::acked).sum::<u64>();
 
     std::thread::sleep(Duration::from_secs(10));
@@ -107,15 +93,7 @@ fn victoriametrics_down_for_60s_under_load_every_point_once() {
         Duration::from_millis(500),
         || (health(&ingest).1["spool"]["records"].as_u64() == Some(0)).then_some(()),
     );
-    for l in &loads {
-        let c = check_exactly_once(&vm, &l.spec, Duration::from_secs(60));
-        println!(
-            "{}: {c:?}, {} sends, {} connects",
-            l.spec.edge,
-            l.sends(),
-            l.connects()
-        );
-    }
+    check_loads(&vm, &loads, Duration::from_secs(60));
     let text = ingest.metrics();
     let spooled = metric_in(&text, "parkwatch_ingest_spooled_batches_total");
     let drained = metric_in(&text, "parkwatch_ingest_spool_drained_batches_total");

@@ -11,7 +11,11 @@
 //! * [`check_exactly_once`]: reads those points back with VictoriaMetrics'
 //!   export API and counts, per series and timestamp, what is missing and
 //!   what is doubled.
-//! * [`metric`] / [`health`]: ingest's `/metrics` and `/healthz`.
+//! * [`start_loads`] / [`check_loads`]: the usual load of the `ingest_*`
+//!   tests (20 batches/s of 50 points per edge, one time base) and its
+//!   exactly-once check, with what it took to deliver.
+//! * [`metric`] / [`wait_metrics`] / [`health`]: ingest's `/metrics` and
+//!   `/healthz`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -346,20 +350,62 @@ pub fn check_exactly_once(vm: &VictoriaMetrics, spec: &LoadSpec, timeout: Durati
     last
 }
 
+/// One [`LoadEdge`] per `(edge, password)` on the broker at 127.0.0.1:`port`,
+/// each sending `batches` batches of 50 points at 20 batches/s, all on one
+/// time base ([`t0`]).
+pub fn start_loads(edges: &[(&str, &str)], port: u16, batches: u64) -> Vec<LoadEdge> {
+    let base = t0();
+    edges
+        .iter()
+        .map(|(e, p)| {
+            LoadEdge::start(LoadSpec {
+                rate: 20.0,
+                streams: 50,
+                batches,
+                t0_ms: base,
+                ..LoadSpec::new(e, p, port)
+            })
+        })
+        .collect()
+}
+
+/// [`check_exactly_once`] for each of `loads`, printing what it found and
+/// what delivery took (sends per batch, connections).
+#[track_caller]
+pub fn check_loads(vm: &VictoriaMetrics, loads: &[LoadEdge], timeout: Duration) {
+    for l in loads {
+        let c = check_exactly_once(vm, &l.spec, timeout);
+        println!(
+            "{}: {c:?}; {} sends for {} batches, {} connections",
+            l.spec.edge,
+            l.sends(),
+            l.spec.batches,
+            l.connects()
+        );
+    }
+}
+
 /// The value of the `/metrics` line starting with `name_and_labels`
 /// (e.g. `parkwatch_ingest_rejected_total{reason="branch"}`); 0 if absent.
 pub fn metric(ingest: &Ingest, name_and_labels: &str) -> f64 {
     metric_in(&ingest.metrics(), name_and_labels)
 }
 
-/// [`metric`] on a `/metrics` text already fetched.
-pub fn metric_in(text: &str, name_and_labels: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            let rest = l.strip_prefix(name_and_labels)?;
-            rest.strip_prefix(' ')?.trim().parse().ok()
-        })
-        .unwrap_or(0.0)
+pub use parkwatch_tests::stack::metric_in;
+
+/// Polls ingest's `/metrics` until `done` holds for its text, and returns
+/// that text.
+#[track_caller]
+pub fn wait_metrics(
+    ingest: &Ingest,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    wait_for(what, timeout, Duration::from_millis(300), || {
+        let text = ingest.metrics();
+        done(&text).then_some(text)
+    })
 }
 
 /// `/healthz` as (status, JSON).

@@ -25,12 +25,8 @@ fn stream_health_reaches_victoriametrics_through_ingest() {
     let config = edge_config(
         dir.path(),
         &EdgeSpec {
-            edge: "e2e-edge",
-            password: "s3cret-e2e",
-            mqtt_port: ingest.mqtt_port(),
-            telemetry_secs: 1.0,
             cameras: vec![("cam1".into(), rtsp.url("cam1"), String::new())],
-            extra: String::new(),
+            ..EdgeSpec::new("e2e-edge", "s3cret-e2e", ingest.mqtt_port())
         },
     );
     let mut edge = start_edge(&config);

@@ -84,12 +84,8 @@ offline_after_secs = 3
     let config = edge_config(
         dir.path(),
         &EdgeSpec {
-            edge: "sensor-edge",
-            password: "pw-sensor",
-            mqtt_port: ingest.mqtt_port(),
-            telemetry_secs: 1.0,
-            cameras: vec![],
             extra: sensors,
+            ..EdgeSpec::new("sensor-edge", "pw-sensor", ingest.mqtt_port())
         },
     );
     let mut edge = start_edge(&config);
@@ -102,37 +98,31 @@ offline_after_secs = 3
         )
     };
 
+    // Waits for the first reading of `sensor` in `unit`.
+    let reading = |what: &str, timeout_s: u64, sensor: &str, unit: &str| {
+        wait_for(
+            what,
+            Duration::from_secs(timeout_s),
+            Duration::from_millis(500),
+            || read(sensor, unit),
+        )
+    };
+
     // Readings, scaled, with their units, in the time-series server.
-    let pm = wait_for(
-        "PM2.5 reading",
-        Duration::from_secs(60),
-        Duration::from_millis(500),
-        || read("pm25-gate", "ug/m3"),
-    );
+    let pm = reading("PM2.5 reading", 60, "pm25-gate", "ug/m3");
     assert!((pm - 52.3).abs() < 1e-6, "PM2.5 {pm}");
-    let gas = wait_for(
-        "gas reading",
-        Duration::from_secs(30),
-        Duration::from_millis(500),
-        || read("gas-boiler", "%LEL"),
-    );
+    let gas = reading("gas reading", 30, "gas-boiler", "%LEL");
     assert!((gas - 12.5).abs() < 1e-6, "gas {gas}");
-    let level = wait_for(
-        "water level",
-        Duration::from_secs(30),
-        Duration::from_millis(500),
-        || read("river-level", "m"),
-    );
+    let level = reading("water level", 30, "river-level", "m");
     assert!((level + 0.35).abs() < 1e-6, "level {level}");
 
     // Over the threshold: an alarm carrying the reading; back under the
     // hysteresis band (75 - 5): it ends.
     sim.control("set 1 h 0 u16 912");
-    let new = wait_for(
+    let new = tap.wait_event(
         "PM2.5 threshold alarm",
         Duration::from_secs(30),
-        Duration::from_millis(300),
-        || tap.find("pm25-gate", "threshold", "new"),
+        ("pm25-gate", "threshold", "new"),
     );
     assert_eq!(new["kind"], "sensor_threshold");
     assert!(
@@ -147,22 +137,20 @@ offline_after_secs = 3
         "ended inside the hysteresis band"
     );
     sim.control("set 1 h 0 u16 640"); // 64.0: under 70
-    let end = wait_for(
+    let end = tap.wait_event(
         "PM2.5 alarm end",
         Duration::from_secs(30),
-        Duration::from_millis(300),
-        || tap.find("pm25-gate", "threshold", "end"),
+        ("pm25-gate", "threshold", "end"),
     );
     assert_eq!(end["alarm_id"], new["alarm_id"]);
 
     // A device stops answering: reported offline, alarm after 3 s, the
     // others keep reporting; it answers again: the alarm ends.
     sim.control("mute 2");
-    let offline = wait_for(
+    let offline = tap.wait_event(
         "device_offline alarm",
         Duration::from_secs(30),
-        Duration::from_millis(300),
-        || tap.find("gas-boiler", "device_offline", "new"),
+        ("gas-boiler", "device_offline", "new"),
     );
     assert_eq!(offline["kind"], "device_offline");
     let online = wait_for(
@@ -181,11 +169,10 @@ offline_after_secs = 3
     );
     assert!((level - 1.2).abs() < 1e-6);
     sim.control("unmute 2");
-    wait_for(
+    tap.wait_event(
         "device_offline end",
         Duration::from_secs(30),
-        Duration::from_millis(300),
-        || tap.find("gas-boiler", "device_offline", "end"),
+        ("gas-boiler", "device_offline", "end"),
     );
     assert!(edge.is_running(), "edge exited: {}", edge.log_tail(30));
     let _ = sim.log_tail(5);

@@ -10,7 +10,7 @@ use parkwatch_tests::scene::{
     FAR_LAWN, FAR_LAWN_INTRUSION, VAN_BAY, WALKWAY, WALKWAY_INTRUSION, van_dwell,
 };
 use parkwatch_tests::stack::{AlarmTap, EdgeSpec, Ingest, edge_config, start_edge};
-use parkwatch_tests::{RtspServer, VictoriaMetrics, media, wait_for};
+use parkwatch_tests::{RtspServer, Server as _, VictoriaMetrics, media};
 use serde_json::Value;
 
 #[test]
@@ -34,25 +34,17 @@ fn rtsp_video_raises_intrusion_dwell_and_offline_alarms() {
     let config = edge_config(
         dir.path(),
         &EdgeSpec {
-            edge: "video-edge",
-            password: "pw-video",
-            mqtt_port: ingest.mqtt_port(),
             telemetry_secs: 2.0,
             cameras: vec![
                 ("cam1".into(), rtsp.url("cam1"), scene.clone()),
                 ("cam2".into(), rtsp.url("cam2"), scene),
             ],
-            extra: String::new(),
+            ..EdgeSpec::new("video-edge", "pw-video", ingest.mqtt_port())
         },
     );
     let mut edge = start_edge(&config);
     let wait = |what: &str, secs: u64, camera: &str, rule: &str, event: &str| -> Value {
-        wait_for(
-            what,
-            Duration::from_secs(secs),
-            Duration::from_millis(500),
-            || tap.find(camera, rule, event),
-        )
+        tap.wait_event(what, Duration::from_secs(secs), (camera, rule, event))
     };
 
     // People on the walkway: an intrusion alarm with person objects and a

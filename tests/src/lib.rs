@@ -13,7 +13,10 @@
 //! * [`ChildGuard`]: a process with its output in a log file, killed with its
 //!   whole process group when dropped, whose log tail is printed when the
 //!   test fails;
-//! * [`RtspServer`] (`deploy/rtsp-server.py`) and [`VictoriaMetrics`];
+//! * [`RtspServer`] (`deploy/rtsp-server.py`) and [`VictoriaMetrics`], with
+//!   the lifecycle every [`Server`] shares (stop, kill, start again);
+//! * [`run_ok`] / [`run_to_end`] for one-shot tools ([`ffmpeg`],
+//!   [`ffprobe_rtsp`], openssl, the edge's subcommands);
 //! * [`wait_until`] / [`wait_for`] / [`wait_until_async`] for polling.
 //!
 //! Everything here panics with a clear message instead of returning errors:
@@ -39,7 +42,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub use process::{ChildGuard, ChildSpec, STOP_GRACE, describe_status};
+pub use process::{
+    ChildGuard, ChildSpec, Finished, STOP_GRACE, Server, describe_status, ffmpeg, ffprobe_rtsp,
+    run_ok, run_to_end,
+};
 pub use rtsp::RtspServer;
 pub use victoria::VictoriaMetrics;
 

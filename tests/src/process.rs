@@ -427,6 +427,126 @@ impl ChildGuard {
     }
 }
 
+/// A server the tests run as a child process: stopped, killed and started
+/// again through its [`ChildGuard`], and after a start waited for until it
+/// serves. Implementors say how to reach the process and when it is ready;
+/// the lifecycle is the same for all of them.
+pub trait Server {
+    /// The server's process.
+    fn process(&mut self) -> &mut ChildGuard;
+
+    /// Waits until the (re)started process serves.
+    ///
+    /// # Panics
+    /// When it does not (the log tail is shown).
+    fn wait_ready(&mut self);
+
+    /// Graceful stop (SIGTERM, SIGKILL after [`STOP_GRACE`]); returns the
+    /// exit status. What the server keeps on disk stays for
+    /// [`Self::start_again`].
+    #[track_caller]
+    fn stop(&mut self) -> ExitStatus {
+        self.process().stop()
+    }
+
+    /// Kills the server at once (SIGKILL); returns the exit status.
+    #[track_caller]
+    fn kill9(&mut self) -> ExitStatus {
+        self.process().kill9()
+    }
+
+    /// Starts the server again (same port, configuration and data) and
+    /// waits until it serves.
+    #[track_caller]
+    fn start_again(&mut self) {
+        self.process().start_again();
+        self.wait_ready();
+    }
+}
+
+impl ChildGuard {
+    /// Waits until something listens on 127.0.0.1:`port`.
+    ///
+    /// # Panics
+    /// When the process exits or `timeout` passes first (the log tail is
+    /// shown).
+    #[track_caller]
+    pub fn wait_listening(&mut self, port: u16, timeout: Duration) {
+        let what = format!("{} to listen on port {port}", self.spec.name);
+        crate::wait_for(&what, timeout, Duration::from_millis(50), || {
+            self.assert_running();
+            crate::port_open(port).then_some(())
+        });
+    }
+}
+
+/// What a command run to its end printed, and how it ended.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` (a one-shot tool: ffmpeg, openssl, `parkwatch-edge detect`)
+/// to its end and collects its output.
+///
+/// # Panics
+/// When it cannot be started, naming the program.
+#[track_caller]
+pub fn run_to_end(cmd: &mut Command) -> Finished {
+    let output = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {} (deploy/setup.sh installs the tools): {e}",
+            cmd.get_program().to_string_lossy()
+        )
+    });
+    Finished {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// [`run_to_end`] for a command that must succeed.
+///
+/// # Panics
+/// When it fails, with `what` and its stderr.
+#[track_caller]
+pub fn run_ok(cmd: &mut Command, what: &str) -> Finished {
+    let done = run_to_end(cmd);
+    assert!(
+        done.status.success(),
+        "{what}: {} ({}): {}",
+        cmd.get_program().to_string_lossy(),
+        describe_status(&done.status),
+        done.stderr
+    );
+    done
+}
+
+/// `ffmpeg -nostdin -loglevel error -y`, for more arguments.
+pub fn ffmpeg() -> Command {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-loglevel", "error", "-y"]);
+    cmd
+}
+
+/// `ffprobe` of the first video stream of an RTSP URL (given last) over
+/// TCP, for more arguments.
+pub fn ffprobe_rtsp() -> Command {
+    let mut cmd = Command::new("ffprobe");
+    cmd.args([
+        "-v",
+        "error",
+        "-rtsp_transport",
+        "tcp",
+        "-select_streams",
+        "v:0",
+    ]);
+    cmd
+}
+
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         if let Some(pid) = self.pid() {

@@ -10,11 +10,10 @@
 //! [`RtspServer::start_again`].
 
 use std::path::{Path, PathBuf};
-use std::process::ExitStatus;
 use std::time::Duration;
 
-use crate::process::{ChildGuard, ChildSpec};
-use crate::{port_open, repo_root, wait_for};
+use crate::process::{ChildGuard, ChildSpec, Server};
+use crate::repo_root;
 
 /// How long the server may take to print `ready` (it remuxes MP4 files to
 /// elementary streams first, which takes well under a second each).
@@ -102,14 +101,13 @@ impl RtspServer {
             }
         }
         child.spec_mut().set_args(fixed);
-        let server = Self {
+        child.wait_listening(port, Duration::from_secs(10));
+        Self {
             child,
             port,
             mounts: mounts.iter().map(|(n, _)| (*n).to_owned()).collect(),
             credentials,
-        };
-        server.wait_listening();
-        server
+        }
     }
 
     /// `rtsp://127.0.0.1:PORT/name`.
@@ -150,28 +148,6 @@ impl RtspServer {
         self.port
     }
 
-    /// Graceful stop (SIGTERM): connected clients see their connection
-    /// close. Returns the exit status.
-    #[track_caller]
-    pub fn stop(&mut self) -> ExitStatus {
-        self.child.stop()
-    }
-
-    /// Kills the server at once (SIGKILL).
-    #[track_caller]
-    pub fn kill9(&mut self) -> ExitStatus {
-        self.child.kill9()
-    }
-
-    /// Starts the server again on the same port with the same mounts, and
-    /// waits until it is ready.
-    #[track_caller]
-    pub fn start_again(&mut self) {
-        self.child.start_again();
-        self.child.wait_for_log("ready rtsp://", READY_TIMEOUT);
-        self.wait_listening();
-    }
-
     /// Freezes every stream (SIGUSR1): no more media packets, while sessions
     /// and connections stay open and RTSP requests are answered, like a
     /// stuck camera.
@@ -194,16 +170,20 @@ impl RtspServer {
     pub fn log_tail(&self, lines: usize) -> String {
         self.child.log_tail(lines)
     }
+}
+
+/// Stop: connected clients see their connection close. Start again: same
+/// port, same mounts.
+impl Server for RtspServer {
+    fn process(&mut self) -> &mut ChildGuard {
+        &mut self.child
+    }
 
     #[track_caller]
-    fn wait_listening(&self) {
-        let port = self.port;
-        wait_for(
-            &format!("the RTSP server to accept connections on port {port}"),
-            Duration::from_secs(10),
-            Duration::from_millis(50),
-            || port_open(port).then_some(()),
-        );
+    fn wait_ready(&mut self) {
+        self.child.wait_for_log("ready rtsp://", READY_TIMEOUT);
+        self.child
+            .wait_listening(self.port, Duration::from_secs(10));
     }
 }
 

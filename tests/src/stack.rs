@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::process::{ChildGuard, ChildSpec};
-use crate::{VictoriaMetrics, bin, free_port, port_open, repo_root, wait_for};
+use crate::process::{ChildGuard, ChildSpec, Server, run_ok, run_to_end};
+use crate::{VictoriaMetrics, bin, free_port, repo_root};
 
 /// The site id the tests use.
 pub const SITE: &str = "etdz-test";
@@ -59,21 +59,6 @@ impl Ingest {
         )
     }
 
-    #[track_caller]
-    fn wait_ready(&mut self) {
-        let (mqtt, http) = (self.mqtt_port, self.http_port);
-        let child = &mut self.child;
-        wait_for(
-            "parkwatch-ingest to listen",
-            Duration::from_secs(30),
-            Duration::from_millis(100),
-            || {
-                assert!(child.is_running(), "ingest exited: {}", child.log_tail(40));
-                (port_open(mqtt) && port_open(http)).then_some(())
-            },
-        );
-    }
-
     pub fn mqtt_port(&self) -> u16 {
         self.mqtt_port
     }
@@ -92,13 +77,6 @@ impl Ingest {
 
     pub fn log_tail(&self, lines: usize) -> String {
         self.child.log_tail(lines)
-    }
-
-    /// Starts ingest again (same configuration and data) and waits for it.
-    #[track_caller]
-    pub fn start_again(&mut self) {
-        self.child.start_again();
-        self.wait_ready();
     }
 
     /// `GET path` on ingest's HTTP listener: (status, body).
@@ -125,6 +103,21 @@ impl Ingest {
         let (status, body) = self.get("/metrics");
         assert_eq!(status, 200, "/metrics: {body}");
         body
+    }
+}
+
+/// Start again: same configuration and data; ready when both the broker
+/// and the HTTP listener accept connections.
+impl Server for Ingest {
+    fn process(&mut self) -> &mut ChildGuard {
+        &mut self.child
+    }
+
+    #[track_caller]
+    fn wait_ready(&mut self) {
+        for port in [self.mqtt_port, self.http_port] {
+            self.child.wait_listening(port, Duration::from_secs(30));
+        }
     }
 }
 
@@ -195,6 +188,22 @@ pub struct EdgeSpec<'a> {
     pub extra: String,
 }
 
+impl<'a> EdgeSpec<'a> {
+    /// An edge logging in as `edge`/`password` to the broker on
+    /// 127.0.0.1:`mqtt_port`, with telemetry every second, no cameras and
+    /// nothing more; change the rest with `EdgeSpec { .., ..EdgeSpec::new() }`.
+    pub fn new(edge: &'a str, password: &'a str, mqtt_port: u16) -> Self {
+        Self {
+            edge,
+            password,
+            mqtt_port,
+            telemetry_secs: 1.0,
+            cameras: Vec::new(),
+            extra: String::new(),
+        }
+    }
+}
+
 /// Writes an edge configuration into `dir` and returns its path. The
 /// outbox lives in `dir/outbox`; the metrics listener is off.
 pub fn edge_config(dir: &Path, spec: &EdgeSpec<'_>) -> PathBuf {
@@ -204,6 +213,21 @@ pub fn edge_config(dir: &Path, spec: &EdgeSpec<'_>) -> PathBuf {
 /// [`edge_config`] with more keys in its `[mqtt]` table (e.g.
 /// `ca_file = "..."`), one per line.
 pub fn edge_config_with_mqtt(dir: &Path, spec: &EdgeSpec<'_>, mqtt_extra: &str) -> PathBuf {
+    write_edge_config(dir, spec, mqtt_extra, "")
+}
+
+/// [`edge_config`] with the edge's metrics listener on 127.0.0.1:`port`
+/// (read it with [`telemetry_cut`]).
+pub fn edge_config_with_metrics(dir: &Path, spec: &EdgeSpec<'_>, port: u16) -> PathBuf {
+    write_edge_config(dir, spec, "", &format!("127.0.0.1:{port}"))
+}
+
+fn write_edge_config(
+    dir: &Path,
+    spec: &EdgeSpec<'_>,
+    mqtt_extra: &str,
+    metrics_listen: &str,
+) -> PathBuf {
     let mut toml = format!(
         r#"edge_id = "{edge}"
 site = "{SITE}"
@@ -226,7 +250,7 @@ fsync = "batch"
 model = "{model}"
 
 [metrics]
-listen = ""
+listen = "{metrics_listen}"
 "#,
         edge = spec.edge,
         port = spec.mqtt_port,
@@ -246,15 +270,86 @@ listen = ""
     path
 }
 
+/// `parkwatch-edge <first>` (a subcommand, or `--config` for a run) from
+/// the checkout's root, where configurations name their models; add more
+/// arguments and run it with [`run_to_end`].
+pub fn edge_command(first: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin("parkwatch-edge"));
+    cmd.current_dir(repo_root()).arg(first);
+    cmd
+}
+
 /// Starts `parkwatch-edge --config path`.
 #[track_caller]
 pub fn start_edge(config: &Path) -> ChildGuard {
-    ChildSpec::new("parkwatch-edge", bin("parkwatch-edge"))
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .current_dir(repo_root())
-        .spawn()
+    start_edge_with_env(config, &[])
+}
+
+/// The value of the Prometheus text line starting with `name_and_labels`
+/// (e.g. `parkwatch_ingest_rejected_total{reason="branch"}`); 0 if absent.
+pub fn metric_in(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix(name_and_labels)?;
+            rest.strip_prefix(' ')?.trim().parse().ok()
+        })
+        .unwrap_or(0.0)
+}
+
+/// How many telemetry batches a running edge has queued in its outbox
+/// (`parkwatch_edge_telemetry_batches_total` on its metrics listener,
+/// 127.0.0.1:`port`); `None` while the listener does not answer.
+pub fn edge_telemetry_batches(port: u16) -> Option<u64> {
+    let (status, body) = http_get(port, "/metrics");
+    (status == 200).then(|| metric_in(&body, "parkwatch_edge_telemetry_batches_total") as u64)
+}
+
+/// A cut through a running edge's telemetry, from its own record: waits
+/// until its batch counter moves and returns `(n, cut_ms)`, where `n` is the
+/// count read right after the move and `cut_ms` the system time just after
+/// that read.
+///
+/// What makes the cut exact: the edge stamps a batch (`created_at_ms`, the
+/// timestamp of each of its points), then queues and counts it, one batch
+/// after the other. The first `n` batches were counted before the read, so
+/// their stamps are `<= cut_ms`. Batch `n + 1` is stamped after batch `n`
+/// was counted, so before `cut_ms` only if its tick was already due then
+/// (the edge running an interval late); it is then counted moments later,
+/// which the 100 ms watch after the read sees, and the cut is taken again.
+/// So each series the edge puts once in every batch (`edge_health`, a
+/// camera's `camera_stream`) has exactly `n` points up to `cut_ms` when
+/// nothing is lost or doubled, however irregular the edge's ticks were.
+/// The one case the watch cannot see: batch `n + 1` stamped before the cut
+/// and then held up for longer than the watch before it is counted (an
+/// edge starved both just before and just after its tick).
+#[track_caller]
+pub fn telemetry_cut(port: u16, timeout: Duration) -> (u64, i64) {
+    let start = std::time::Instant::now();
+    let poll = Duration::from_millis(10);
+    let mut last = None;
+    loop {
+        assert!(
+            start.elapsed() < timeout,
+            "no clean cut through the telemetry of the edge with metrics on port {port} in \
+             {timeout:?} (its counter: {last:?})"
+        );
+        let n = edge_telemetry_batches(port);
+        let cut_ms = crate::now_ms();
+        let moved = matches!((last, n), (Some(a), Some(b)) if a != b);
+        last = n.or(last);
+        if !moved {
+            std::thread::sleep(poll);
+            continue;
+        }
+        let quiet = (0..10).all(|_| {
+            std::thread::sleep(poll);
+            edge_telemetry_batches(port) == n
+        });
+        if let (true, Some(n)) = (quiet, n) {
+            return (n, cut_ms);
+        }
+        last = edge_telemetry_batches(port).or(last);
+    }
 }
 
 /// `deploy/modbus-sim.py` (PyPI's pymodbus) playing the park's Modbus
@@ -367,6 +462,21 @@ impl AlarmTap {
         all
     }
 
+    /// Waits (up to `timeout`) for the first event of `source`, `rule` and
+    /// event type `event`, as [`Self::find`] finds it; `what` names it in
+    /// the panic when it does not come.
+    #[track_caller]
+    pub fn wait_event(
+        &self,
+        what: &str,
+        timeout: Duration,
+        (source, rule, event): (&str, &str, &str),
+    ) -> Value {
+        crate::wait_for(what, timeout, Duration::from_millis(100), || {
+            self.find(source, rule, event)
+        })
+    }
+
     /// The first event of `source` (a camera or a sensor id), rule and
     /// event type.
     pub fn find(&self, source: &str, rule: &str, event: &str) -> Option<Value> {
@@ -389,18 +499,18 @@ pub fn status_topic(edge: &str) -> String {
 /// `None` when nothing arrives within `timeout` (whole seconds, at least 1)
 /// or the payload is not JSON.
 pub fn mqtt_read_one(port: u16, args: &[&str], topic: &str, timeout: Duration) -> Option<Value> {
-    let output = std::process::Command::new("/usr/bin/mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .args(["-t", topic, "-C", "1"])
-        .args(["-W", &timeout.as_secs().max(1).to_string()])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run mosquitto_sub (Debian mosquitto-clients): {e}"));
-    if !output.status.success() {
+    let done = run_to_end(
+        std::process::Command::new("/usr/bin/mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
+            .args(["-t", topic, "-C", "1"])
+            .args(["-W", &timeout.as_secs().max(1).to_string()])
+            .stdin(std::process::Stdio::null()),
+    );
+    if !done.status.success() {
         return None;
     }
-    serde_json::from_slice(&output.stdout).ok()
+    serde_json::from_str(&done.stdout).ok()
 }
 
 /// The retained status of `edge` on ingest's broker, read with
@@ -605,15 +715,9 @@ impl Mosquitto {
             if i == 0 {
                 cmd.arg("-c");
             }
-            let out = cmd
-                .arg(&passwd)
-                .args([user, password])
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run mosquitto_passwd (Debian mosquitto): {e}"));
-            assert!(
-                out.status.success(),
-                "mosquitto_passwd {user}: {}",
-                String::from_utf8_lossy(&out.stderr)
+            run_ok(
+                cmd.arg(&passwd).args([user, password]),
+                &format!("adding the login {user}"),
             );
         }
         // Mosquitto started as root drops to the `mosquitto` user before it
@@ -651,19 +755,7 @@ impl Mosquitto {
             .arg("-c")
             .arg(&conf)
             .spawn();
-        wait_for(
-            "mosquitto to listen",
-            Duration::from_secs(10),
-            Duration::from_millis(50),
-            || {
-                assert!(
-                    child.is_running(),
-                    "mosquitto exited: {}",
-                    child.log_tail(20)
-                );
-                port_open(port).then_some(())
-            },
-        );
+        child.wait_listening(port, Duration::from_secs(10));
         Self {
             child,
             port,

@@ -23,13 +23,12 @@
 //! `-retentionPeriod=100y` (old timestamps in replay tests are kept).
 
 use std::path::Path;
-use std::process::ExitStatus;
 use std::time::Duration;
 
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::process::{ChildGuard, ChildSpec};
+use crate::process::{ChildGuard, ChildSpec, Server};
 use crate::{block_on, free_port, port_open};
 
 const BINARY: &str = "/usr/bin/victoria-metrics";
@@ -132,35 +131,6 @@ impl VictoriaMetrics {
         &mut self.child
     }
 
-    /// Graceful stop (SIGTERM); the data stays for [`Self::start_again`].
-    #[track_caller]
-    pub fn stop(&mut self) -> ExitStatus {
-        self.child.stop()
-    }
-
-    /// Kills it at once (SIGKILL); unflushed points may be lost.
-    #[track_caller]
-    pub fn kill9(&mut self) -> ExitStatus {
-        self.child.kill9()
-    }
-
-    /// Starts it again on the same port with the same data, and waits until
-    /// it is healthy.
-    ///
-    /// # Panics
-    /// When it does not become healthy (e.g. the port was taken meanwhile).
-    #[track_caller]
-    pub fn start_again(&mut self) {
-        self.child.start_again();
-        if !wait_healthy(&self.http, self.port, &mut self.child) {
-            panic!(
-                "VictoriaMetrics did not become healthy again on port {}; log tail:\n{}",
-                self.port,
-                self.child.log_tail(30)
-            );
-        }
-    }
-
     /// Writes InfluxDB line protocol (nanosecond timestamps) through
     /// [`Self::write_url`], as a client of the v2 API would.
     ///
@@ -243,6 +213,27 @@ impl VictoriaMetrics {
             Ok::<_, reqwest::Error>((status, body))
         });
         result.unwrap_or_else(|e| panic!("HTTP request to {url} failed: {e}"))
+    }
+}
+
+/// Stop: the data stays. Start again: same port, same data; unflushed
+/// points may be lost to a kill.
+impl Server for VictoriaMetrics {
+    fn process(&mut self) -> &mut ChildGuard {
+        &mut self.child
+    }
+
+    /// # Panics
+    /// When it does not become healthy (e.g. the port was taken meanwhile).
+    #[track_caller]
+    fn wait_ready(&mut self) {
+        if !wait_healthy(&self.http, self.port, &mut self.child) {
+            panic!(
+                "VictoriaMetrics did not become healthy again on port {}; log tail:\n{}",
+                self.port,
+                self.child.log_tail(30)
+            );
+        }
     }
 }
 

@@ -308,12 +308,8 @@ fn main() -> anyhow::Result<()> {
     let config = edge_config(
         dir.path(),
         &EdgeSpec {
-            edge: EDGE,
-            password: PASSWORD,
-            mqtt_port: ingest.mqtt_port(),
             telemetry_secs: TELEMETRY_EVERY_S as f64,
-            cameras: vec![],
-            extra: String::new(),
+            ..EdgeSpec::new(EDGE, PASSWORD, ingest.mqtt_port())
         },
     );
     let text = std::fs::read_to_string(&config)?;
