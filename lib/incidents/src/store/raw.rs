@@ -727,39 +727,19 @@ pub async fn list_incidents(
     if let Some(t) = f.to_ms {
         w.int("created_at_ms < ?", t);
     }
-    let count_sql = format!("SELECT COUNT(*) AS n FROM incidents{}", w.sql());
-    let total: i64 = w
-        .bind(sqlx::query(&count_sql))
-        .fetch_one(&mut *conn)
-        .await
-        .ctx(b, "counting incidents")?
-        .try_get("n")
-        .ctx(b, "incidents count")?;
-    let n = w.params.len();
-    let sql = format!(
-        "SELECT {} FROM incidents{} ORDER BY id DESC LIMIT ${} OFFSET ${}",
-        INCIDENT_COLUMNS,
-        w.sql(),
-        n + 1,
-        n + 2
-    );
-    let rows = w
-        .bind(sqlx::query(&sql))
-        .bind(f.limit)
-        .bind(f.offset)
-        .fetch_all(&mut *conn)
-        .await
-        .ctx(b, "listing incidents")?;
-    let items = rows
-        .iter()
-        .map(incident_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    let next = f.offset.saturating_add(f.limit);
-    Ok(Page {
-        next_offset: (next < total).then_some(next),
-        items,
-        total,
-    })
+    page(
+        conn,
+        b,
+        &w,
+        Listing {
+            table: "incidents",
+            columns: INCIDENT_COLUMNS,
+            order: "id DESC",
+        },
+        (f.limit, f.offset),
+        incident_from_row,
+    )
+    .await
 }
 
 /// A page of alarms matching `f`, newest first, with the total count.
@@ -788,34 +768,65 @@ pub async fn list_alarms(
     if let Some(t) = f.to_ms {
         w.int("started_at_ms < ?", t);
     }
-    let count_sql = format!("SELECT COUNT(*) AS n FROM alarms{}", w.sql());
+    page(
+        conn,
+        b,
+        &w,
+        Listing {
+            table: "alarms",
+            columns: ALARM_COLUMNS,
+            order: "started_at_ms DESC, alarm_id DESC",
+        },
+        (f.limit, f.offset),
+        alarm_from_row,
+    )
+    .await
+}
+
+/// What a list reads: the table, its columns and the order of its rows.
+struct Listing {
+    table: &'static str,
+    columns: &'static str,
+    order: &'static str,
+}
+
+/// One page (`limit`, `offset`) of `l.table`'s rows matching `w`, in
+/// `l.order`, with the count of all matching rows.
+async fn page<T>(
+    conn: &mut AnyConnection,
+    b: Backend,
+    w: &Where,
+    l: Listing,
+    (limit, offset): (i64, i64),
+    from_row: fn(&AnyRow) -> Result<T, StoreError>,
+) -> Result<Page<T>, StoreError> {
+    let table = l.table;
+    let count_sql = format!("SELECT COUNT(*) AS n FROM {table}{}", w.sql());
     let total: i64 = w
         .bind(sqlx::query(&count_sql))
         .fetch_one(&mut *conn)
         .await
-        .ctx(b, "counting alarms")?
+        .ctx(b, format!("counting {table}"))?
         .try_get("n")
-        .ctx(b, "alarms count")?;
+        .ctx(b, format!("{table} count"))?;
     let n = w.params.len();
     let sql = format!(
-        "SELECT {} FROM alarms{} ORDER BY started_at_ms DESC, alarm_id DESC LIMIT ${} OFFSET ${}",
-        ALARM_COLUMNS,
+        "SELECT {} FROM {table}{} ORDER BY {} LIMIT ${} OFFSET ${}",
+        l.columns,
         w.sql(),
+        l.order,
         n + 1,
         n + 2
     );
     let rows = w
         .bind(sqlx::query(&sql))
-        .bind(f.limit)
-        .bind(f.offset)
+        .bind(limit)
+        .bind(offset)
         .fetch_all(&mut *conn)
         .await
-        .ctx(b, "listing alarms")?;
-    let items = rows
-        .iter()
-        .map(alarm_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    let next = f.offset.saturating_add(f.limit);
+        .ctx(b, format!("listing {table}"))?;
+    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    let next = offset.saturating_add(limit);
     Ok(Page {
         next_offset: (next < total).then_some(next),
         items,
