@@ -721,25 +721,13 @@ pub async fn list_incidents(
     if let Some(o) = f.outside_grid {
         w.int("outside_grid = ?", i64::from(o));
     }
-    if let Some(t) = f.from_ms {
-        w.int("created_at_ms >= ?", t);
-    }
-    if let Some(t) = f.to_ms {
-        w.int("created_at_ms < ?", t);
-    }
-    page(
-        conn,
-        b,
-        &w,
-        Listing {
-            table: "incidents",
-            columns: INCIDENT_COLUMNS,
-            order: "id DESC",
-        },
-        (f.limit, f.offset),
-        incident_from_row,
-    )
-    .await
+    w.range("created_at_ms", f.from_ms, f.to_ms);
+    let l = Listing {
+        table: "incidents",
+        columns: INCIDENT_COLUMNS,
+        order: "id DESC",
+    };
+    page(conn, b, &w, l, (f.limit, f.offset), incident_from_row).await
 }
 
 /// A page of alarms matching `f`, newest first, with the total count.
@@ -762,25 +750,13 @@ pub async fn list_alarms(
     if let Some(i) = f.incident_id {
         w.int("incident_id = ?", i);
     }
-    if let Some(t) = f.from_ms {
-        w.int("started_at_ms >= ?", t);
-    }
-    if let Some(t) = f.to_ms {
-        w.int("started_at_ms < ?", t);
-    }
-    page(
-        conn,
-        b,
-        &w,
-        Listing {
-            table: "alarms",
-            columns: ALARM_COLUMNS,
-            order: "started_at_ms DESC, alarm_id DESC",
-        },
-        (f.limit, f.offset),
-        alarm_from_row,
-    )
-    .await
+    w.range("started_at_ms", f.from_ms, f.to_ms);
+    let l = Listing {
+        table: "alarms",
+        columns: ALARM_COLUMNS,
+        order: "started_at_ms DESC, alarm_id DESC",
+    };
+    page(conn, b, &w, l, (f.limit, f.offset), alarm_from_row).await
 }
 
 /// What a list reads: the table, its columns and the order of its rows.
@@ -883,6 +859,16 @@ impl Where {
 
     fn int(&mut self, clause: &str, v: i64) {
         self.fill(clause, vec![Param::Int(v)]);
+    }
+
+    /// `col >= from` and `col < to`, each if given.
+    fn range(&mut self, col: &str, from: Option<i64>, to: Option<i64>) {
+        if let Some(t) = from {
+            self.int(&format!("{col} >= ?"), t);
+        }
+        if let Some(t) = to {
+            self.int(&format!("{col} < ?"), t);
+        }
     }
 
     fn any(&mut self, col: &str, values: impl Iterator<Item = String>) {
