@@ -824,23 +824,7 @@ impl Stream {
 async fn live_stream(h: &Harness) {
     h.clock.set(T0);
     let mut s = Stream::open(h, "camera=cam-p03-1&types=alarm").await;
-    let e1 = alarm(
-        "live-1",
-        500,
-        "edge-p03",
-        "cam-p03-1",
-        "gate-no-parking",
-        AlarmKind::Dwell,
-        Some("gate-apron"),
-        T0,
-    );
-    let other_cam = parking_alarm("live-other", 501, "barrier");
-    h.svc.ingest_alarm(&other_cam).await.unwrap();
-    h.svc.ingest_alarm(&e1).await.unwrap();
-    let mut e2 = e1.clone();
-    e2.alarm_id = "live-2".into();
-    e2.seq = 502;
-    h.svc.ingest_alarm(&e2).await.unwrap();
+    ingest_live_alarms(h).await;
     let (id1, v1) = s.next().await;
     assert_eq!(v1["kind"], "alarm");
     assert_eq!(

@@ -317,6 +317,18 @@ async fn stop(r: Running) {
     );
 }
 
+/// `GET url` as the desk, decoded as JSON.
+async fn get_json(web: &reqwest::Client, url: String) -> Value {
+    web.get(url)
+        .bearer_auth("desk-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn check(store: &str) {
     let mut r = start(store).await;
     let lat = alarms_to_incidents(&mut r, 20, Duration::from_millis(20)).await;
@@ -327,29 +339,14 @@ async fn check(store: &str) {
         percentile(&lat, 0.95)
     );
     let web = reqwest::Client::new();
-    let list: Value = web
-        .get(format!(
-            "{}/api/v1/incidents?camera=cam-p01-1&limit=500",
-            r.http
-        ))
-        .bearer_auth("desk-token")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(
+        &web,
+        format!("{}/api/v1/incidents?camera=cam-p01-1&limit=500", r.http),
+    )
+    .await;
     assert_eq!(list["total"], 20, "one incident per zone");
     let first = list["items"].as_array().unwrap().last().unwrap();
-    let d: Value = web
-        .get(format!("{}/api/v1/incidents/{}", r.http, first["id"]))
-        .bearer_auth("desk-token")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let d = get_json(&web, format!("{}/api/v1/incidents/{}", r.http, first["id"])).await;
     assert!(
         d["alarms"][0]["snapshot"].is_string(),
         "snapshot linked: {d}"

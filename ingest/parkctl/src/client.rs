@@ -183,6 +183,15 @@ impl ApiClient {
             .await
     }
 
+    /// Uploads every photo file in order; returns their sha256s.
+    pub async fn upload_all(&self, files: &[std::path::PathBuf]) -> Result<Vec<String>, CliError> {
+        let mut shas = Vec::with_capacity(files.len());
+        for f in files {
+            shas.push(self.upload(f).await?);
+        }
+        Ok(shas)
+    }
+
     /// Uploads a photo file; returns its sha256.
     pub async fn upload(&self, file: &std::path::Path) -> Result<String, CliError> {
         let bytes = tokio::fs::read(file)

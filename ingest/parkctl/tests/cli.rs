@@ -13,7 +13,7 @@ mod incidents_support;
 use std::time::Duration;
 
 use incidents_support::*;
-use parkwatch_protocol::{AlarmKind, SnapshotRef};
+use parkwatch_protocol::SnapshotRef;
 
 /// A video alarm with its snapshot, stored as in ingest's loop test; then
 /// `parkctl alarms show|list` show it, and an unknown alarm is exit code 1.
@@ -87,23 +87,7 @@ async fn alarms_show_and_list(h: &Harness) {
 /// feed, one readable line per event, and ends after `--count`.
 async fn tail_prints_the_feed(h: &Harness) {
     h.clock.set(T0);
-    let e1 = alarm(
-        "live-1",
-        500,
-        "edge-p03",
-        "cam-p03-1",
-        "gate-no-parking",
-        AlarmKind::Dwell,
-        Some("gate-apron"),
-        T0,
-    );
-    let other_cam = parking_alarm("live-other", 501, "barrier");
-    h.svc.ingest_alarm(&other_cam).await.unwrap();
-    h.svc.ingest_alarm(&e1).await.unwrap();
-    let mut e2 = e1.clone();
-    e2.alarm_id = "live-2".into();
-    e2.seq = 502;
-    h.svc.ingest_alarm(&e2).await.unwrap();
+    ingest_live_alarms(h).await;
 
     // parkctl tail prints them, one readable line each.
     let base = h.base.trim_end_matches("/api/v1").to_owned();

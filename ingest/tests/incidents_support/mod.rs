@@ -228,6 +228,29 @@ pub fn alarm(
     }
 }
 
+/// The live-feed fixture (`live_stream` and `parkctl tail`): an alarm on
+/// another camera, then `live-1` and `live-2` on cam-p03-1 (gate-apron),
+/// all at T0, ingested in that order.
+pub async fn ingest_live_alarms(h: &Harness) {
+    let e1 = alarm(
+        "live-1",
+        500,
+        "edge-p03",
+        "cam-p03-1",
+        "gate-no-parking",
+        AlarmKind::Dwell,
+        Some("gate-apron"),
+        T0,
+    );
+    let other_cam = parking_alarm("live-other", 501, "barrier");
+    h.svc.ingest_alarm(&other_cam).await.unwrap();
+    h.svc.ingest_alarm(&e1).await.unwrap();
+    let mut e2 = e1.clone();
+    e2.alarm_id = "live-2".into();
+    e2.seq = 502;
+    h.svc.ingest_alarm(&e2).await.unwrap();
+}
+
 /// The dwell (no-parking) alarm of the north gate camera: item 0105, auto-filed, traffic.
 pub fn parking_alarm(alarm_id: &str, seq: u64, zone: &str) -> AlarmEvent {
     alarm(

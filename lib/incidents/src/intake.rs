@@ -33,7 +33,7 @@ use tracing::{info, warn};
 
 use super::feed::{self, AlarmFeed};
 use super::model::{AlarmRecord, EntryKind, Incident, LonLat, Role, Source, Status, TimelineEntry};
-use super::service::{Change, IncidentError, Incidents, IntakeOutcome};
+use super::service::{IncidentError, Incidents, IntakeOutcome, SystemNote};
 use super::store::{self, DbContext, raw};
 
 /// The correlation key of an alarm: camera + rule + zone, or sensor + rule.
@@ -201,23 +201,15 @@ impl Incidents {
                 severity_rank(Some(ev.severity.as_str())) > severity_rank(cur.severity.as_deref());
             if ended || rose {
                 let mut inc = cur.clone();
-                inc.version = cur.version + 1;
-                inc.updated_at_ms = now;
                 if rose {
                     inc.severity = Some(ev.severity.as_str().to_owned());
                 }
-                let entry = TimelineEntry {
-                    seq: 0,
-                    at_ms: now,
+                let note = SystemNote {
                     kind: if ended {
                         EntryKind::AlarmEnd
                     } else {
                         EntryKind::AlarmUpdate
                     },
-                    actor: "ingest".into(),
-                    role: Role::System,
-                    from_status: Some(cur.status),
-                    to_status: cur.status,
                     note: ev.message.clone(),
                     attachments: snapshot_sha.iter().cloned().collect(),
                     data: json!({
@@ -228,17 +220,7 @@ impl Incidents {
                         "ended_at_ms": ev.ended_at_ms,
                     }),
                 };
-                last_feed = self
-                    .apply(
-                        &mut tx,
-                        Change {
-                            incident: inc,
-                            expected_version: cur.version,
-                            entry,
-                            clear_correlation: false,
-                        },
-                    )
-                    .await?;
+                last_feed = self.apply_system(&mut tx, &cur, inc, now, note).await?;
             }
         }
         raw::upsert_alarm(&mut tx, b, &alarm, existing.is_some()).await?;
@@ -275,19 +257,11 @@ impl Incidents {
     ) -> Result<i64, IncidentError> {
         let mut inc = open.clone();
         inc.alarm_count = open.alarm_count + 1;
-        inc.version = open.version + 1;
-        inc.updated_at_ms = now;
         if severity_rank(Some(ev.severity.as_str())) > severity_rank(open.severity.as_deref()) {
             inc.severity = Some(ev.severity.as_str().to_owned());
         }
-        let entry = TimelineEntry {
-            seq: 0,
-            at_ms: now,
+        let note = SystemNote {
             kind: EntryKind::Evidence,
-            actor: "ingest".into(),
-            role: Role::System,
-            from_status: Some(open.status),
-            to_status: open.status,
             note: ev.message.clone(),
             attachments,
             data: json!({
@@ -297,16 +271,7 @@ impl Incidents {
                 "started_at_ms": ev.started_at_ms,
             }),
         };
-        self.apply(
-            tx,
-            Change {
-                incident: inc,
-                expected_version: open.version,
-                entry,
-                clear_correlation: false,
-            },
-        )
-        .await
+        self.apply_system(tx, open, inc, now, note).await
     }
 
     /// Opens an incident for a new alarm; returns (incident id, last feed id).
@@ -437,31 +402,14 @@ impl Incidents {
                 && let Some(cur) = raw::load_incident(&mut tx, b, iid).await?
                 && !cur.status.is_terminal()
             {
-                let mut inc = cur.clone();
-                inc.version = cur.version + 1;
-                inc.updated_at_ms = now;
-                let entry = TimelineEntry {
-                    seq: 0,
-                    at_ms: now,
+                let note = SystemNote {
                     kind: EntryKind::Evidence,
-                    actor: "ingest".into(),
-                    role: Role::System,
-                    from_status: Some(cur.status),
-                    to_status: cur.status,
                     note: Some(format!("snapshot of alarm {alarm_id}")),
                     attachments: vec![sha.clone()],
                     data: json!({ "alarm_id": alarm_id, "snapshot": sha }),
                 };
                 last_feed = self
-                    .apply(
-                        &mut tx,
-                        Change {
-                            incident: inc,
-                            expected_version: cur.version,
-                            entry,
-                            clear_correlation: false,
-                        },
-                    )
+                    .apply_system(&mut tx, &cur, cur.clone(), now, note)
                     .await?;
             }
         }

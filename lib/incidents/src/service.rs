@@ -193,6 +193,15 @@ pub(crate) struct Change {
     pub(crate) clear_correlation: bool,
 }
 
+/// The timeline entry of a change ingest itself makes (see
+/// [`Incidents::apply_system`]).
+pub(crate) struct SystemNote {
+    pub(crate) kind: EntryKind,
+    pub(crate) note: Option<String>,
+    pub(crate) attachments: Vec<String>,
+    pub(crate) data: serde_json::Value,
+}
+
 impl Incidents {
     /// The service over an opened store.
     pub async fn new(
@@ -285,6 +294,44 @@ impl Incidents {
         let mut entry = change.entry;
         entry.seq = raw::append_entry(&mut *tx, b, change.incident.id, &entry).await?;
         Ok(feed::push_incident(&mut *tx, b, &change.incident, &entry).await?)
+    }
+
+    /// Applies `inc`, a change ingest itself made to `cur` that keeps its
+    /// status (evidence, an alarm update or end, an escalation): bumps the
+    /// version, stamps `now` and records `note` as a system timeline entry.
+    /// Returns the feed id.
+    pub(crate) async fn apply_system(
+        &self,
+        tx: &mut store::WriteTx,
+        cur: &Incident,
+        mut inc: Incident,
+        now: i64,
+        note: SystemNote,
+    ) -> Result<i64, IncidentError> {
+        inc.version = cur.version + 1;
+        inc.updated_at_ms = now;
+        let entry = TimelineEntry {
+            seq: 0,
+            at_ms: now,
+            kind: note.kind,
+            actor: "ingest".into(),
+            role: Role::System,
+            from_status: Some(cur.status),
+            to_status: cur.status,
+            note: note.note,
+            attachments: note.attachments,
+            data: note.data,
+        };
+        self.apply(
+            tx,
+            Change {
+                incident: inc,
+                expected_version: cur.version,
+                entry,
+                clear_correlation: false,
+            },
+        )
+        .await
     }
 
     /// Builds an incident skeleton for a catalogue item.
@@ -620,20 +667,12 @@ impl Incidents {
             let mut inc = cur.clone();
             inc.overdue = true;
             inc.escalated_at_ms = Some(now);
-            inc.updated_at_ms = now;
-            inc.version = cur.version + 1;
             let to = inc
                 .responsibility_grid
                 .as_deref()
                 .and_then(|g| supervisor_of(&self.site, g));
-            let entry = TimelineEntry {
-                seq: 0,
-                at_ms: now,
+            let note = SystemNote {
                 kind: EntryKind::Escalate,
-                actor: "ingest".into(),
-                role: Role::System,
-                from_status: Some(cur.status),
-                to_status: cur.status,
                 note: Some(format!(
                     "time limit ({} {}) passed; escalated",
                     cur.time_limit,
@@ -648,17 +687,7 @@ impl Incidents {
                     "department": cur.department,
                 }),
             };
-            last_feed = self
-                .apply(
-                    &mut tx,
-                    Change {
-                        incident: inc,
-                        expected_version: cur.version,
-                        entry,
-                        clear_correlation: false,
-                    },
-                )
-                .await?;
+            last_feed = self.apply_system(&mut tx, cur, inc, now, note).await?;
         }
         self.store.commit(tx).await?;
         self.notify(last_feed);

@@ -2,9 +2,9 @@
 //! ingest stored of each.
 
 use clap::Subcommand;
-use parkwatch_incidents::model::{AlarmDetail, AlarmRecord, Page};
+use parkwatch_incidents::model::{AlarmDetail, AlarmRecord};
 
-use super::{ApiArgs, pretty};
+use super::{ApiArgs, list_page, pretty};
 use crate::client::{ApiClient, CliError};
 use crate::format::{alarm_detail, alarm_line};
 
@@ -62,28 +62,16 @@ pub async fn run(cmd: AlarmsCommand) -> Result<(), CliError> {
         } => {
             let off = api.offset_minutes()?;
             let c = ApiClient::new(&api)?;
-            let mut q: Vec<(&str, String)> = vec![("limit", limit.to_string())];
-            for (k, v) in [
+            let filters = [
                 ("camera", camera),
                 ("edge", edge),
                 ("kind", kind),
                 ("state", state),
-            ] {
-                if let Some(v) = v {
-                    q.push((k, v));
-                }
-            }
-            let req = c.request(reqwest::Method::GET, "/alarms").query(&q);
-            if json {
-                println!("{}", pretty(&c.send_json("/alarms", req).await?));
-                return Ok(());
-            }
-            let page: Page<AlarmRecord> = c.send("/alarms", req).await?;
-            for a in &page.items {
-                println!("{}", alarm_line(a, off));
-            }
-            println!("{} of {} shown", page.items.len(), page.total);
-            Ok(())
+            ];
+            list_page(&c, "/alarms", limit, filters, json, |a: &AlarmRecord| {
+                alarm_line(a, off)
+            })
+            .await
         }
         AlarmsCommand::Show { api, id, json } => {
             let off = api.offset_minutes()?;

@@ -50,15 +50,8 @@ pub fn run(args: DeadlettersArgs) -> ExitCode {
         args.url.trim_end_matches('/'),
         args.limit
     );
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("parkctl: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
+    let Some(runtime) = super::runtime() else {
+        return ExitCode::from(2);
     };
     let fetched = runtime.block_on(async {
         let client = reqwest::Client::builder()

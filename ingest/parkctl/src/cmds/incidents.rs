@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use parkwatch_incidents::model::{Incident, IncidentDetail, Page};
+use parkwatch_incidents::model::{Incident, IncidentDetail};
 use parkwatch_incidents::wire::{ActionRequest, LocationInput, ReportRequest};
 
-use super::{ApiArgs, pretty};
+use super::{ApiArgs, list_page, pretty};
 use crate::client::{ApiClient, CliError};
 use crate::format::{incident_detail, incident_line};
 
@@ -117,6 +117,23 @@ fn print(text: &str) {
     println!("{}", text.trim_end());
 }
 
+/// Sends `req` and prints the incident it answers with: with `--json` the
+/// answer as it came, else as [`incident_detail`] renders it.
+async fn print_detail(
+    c: &ApiClient,
+    path: &str,
+    req: reqwest::RequestBuilder,
+    json: bool,
+    off: i32,
+) -> Result<(), CliError> {
+    print(&if json {
+        pretty(&c.send_json(path, req).await?)
+    } else {
+        incident_detail(&c.send::<IncidentDetail>(path, req).await?, off)
+    });
+    Ok(())
+}
+
 /// Runs one `parkctl incidents` command.
 pub async fn run(cmd: IncidentsCommand) -> Result<(), CliError> {
     match cmd {
@@ -132,42 +149,24 @@ pub async fn run(cmd: IncidentsCommand) -> Result<(), CliError> {
         } => {
             let off = api.offset_minutes()?;
             let c = ApiClient::new(&api)?;
-            let mut q: Vec<(&str, String)> = vec![("limit", limit.to_string())];
-            for (k, v) in [
+            let filters = [
                 ("status", status),
                 ("source", source),
                 ("grid", grid),
                 ("class", class),
-            ] {
-                if let Some(v) = v {
-                    q.push((k, v));
-                }
-            }
-            if overdue {
-                q.push(("overdue", "true".into()));
-            }
-            let req = c.request(reqwest::Method::GET, "/incidents").query(&q);
-            if json {
-                print(&pretty(&c.send_json("/incidents", req).await?));
-            } else {
-                let page: Page<Incident> = c.send("/incidents", req).await?;
-                for i in &page.items {
-                    print(&incident_line(i, off));
-                }
-                print(&format!("{} of {} shown", page.items.len(), page.total));
-            }
-            Ok(())
+                ("overdue", overdue.then(|| "true".to_owned())),
+            ];
+            list_page(&c, "/incidents", limit, filters, json, |i: &Incident| {
+                incident_line(i, off).trim_end().to_owned()
+            })
+            .await
         }
         IncidentsCommand::Show { api, id, json } => {
             let off = api.offset_minutes()?;
             let c = ApiClient::new(&api)?;
             let path = format!("/incidents/{id}");
-            print(&if json {
-                pretty(&c.get_json(&path).await?)
-            } else {
-                incident_detail(&c.get::<IncidentDetail>(&path).await?, off)
-            });
-            Ok(())
+            let req = c.request(reqwest::Method::GET, &path);
+            print_detail(&c, &path, req, json, off).await
         }
         IncidentsCommand::Report {
             api,
@@ -182,10 +181,7 @@ pub async fn run(cmd: IncidentsCommand) -> Result<(), CliError> {
         } => {
             let off = api.offset_minutes()?;
             let c = ApiClient::new(&api)?;
-            let mut shas = Vec::new();
-            for p in &photos {
-                shas.push(c.upload(p).await?);
-            }
+            let shas = c.upload_all(&photos).await?;
             let body = ReportRequest {
                 source,
                 item,
@@ -198,12 +194,7 @@ pub async fn run(cmd: IncidentsCommand) -> Result<(), CliError> {
                 reporter_contact: None,
             };
             let req = c.request(reqwest::Method::POST, "/incidents").json(&body);
-            print(&if json {
-                pretty(&c.send_json("/incidents", req).await?)
-            } else {
-                incident_detail(&c.send::<IncidentDetail>("/incidents", req).await?, off)
-            });
-            Ok(())
+            print_detail(&c, "/incidents", req, json, off).await
         }
         IncidentsCommand::Act {
             api,
@@ -218,10 +209,7 @@ pub async fn run(cmd: IncidentsCommand) -> Result<(), CliError> {
         } => {
             let off = api.offset_minutes()?;
             let c = ApiClient::new(&api)?;
-            let mut shas = Vec::new();
-            for p in &photos {
-                shas.push(c.upload(p).await?);
-            }
+            let shas = c.upload_all(&photos).await?;
             let body = ActionRequest {
                 action,
                 note,
@@ -232,12 +220,7 @@ pub async fn run(cmd: IncidentsCommand) -> Result<(), CliError> {
             };
             let path = format!("/incidents/{id}/actions");
             let req = c.request(reqwest::Method::POST, &path).json(&body);
-            print(&if json {
-                pretty(&c.send_json(&path, req).await?)
-            } else {
-                incident_detail(&c.send::<IncidentDetail>(&path, req).await?, off)
-            });
-            Ok(())
+            print_detail(&c, &path, req, json, off).await
         }
     }
 }

@@ -21,8 +21,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use parkwatch_incidents::model::Page;
+use serde::de::DeserializeOwned;
 
-use crate::client::CliError;
+use crate::client::{ApiClient, CliError};
 use crate::format;
 
 /// Where ingest is and how to authenticate.
@@ -54,6 +56,47 @@ impl ApiArgs {
 /// A JSON answer as printed with `--json`.
 pub fn pretty(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+}
+
+/// Prints one page of `GET path` (`limit` and the given `filters`, in
+/// order): with `--json` the answer as it came, else one `line` per item
+/// and `N of M shown`.
+pub async fn list_page<T: DeserializeOwned>(
+    c: &ApiClient,
+    path: &str,
+    limit: u32,
+    filters: impl IntoIterator<Item = (&'static str, Option<String>)>,
+    json: bool,
+    line: impl Fn(&T) -> String,
+) -> Result<(), CliError> {
+    let mut q: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+    q.extend(filters.into_iter().filter_map(|(k, v)| Some((k, v?))));
+    let req = c.request(reqwest::Method::GET, path).query(&q);
+    if json {
+        println!("{}", pretty(&c.send_json(path, req).await?));
+        return Ok(());
+    }
+    let page: Page<T> = c.send(path, req).await?;
+    for item in &page.items {
+        println!("{}", line(item));
+    }
+    println!("{} of {} shown", page.items.len(), page.total);
+    Ok(())
+}
+
+/// The single-threaded runtime the commands that talk to ingest run on;
+/// `None` (after saying why) if it cannot start.
+pub fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("parkctl: cannot start the async runtime: {e}");
+            None
+        }
+    }
 }
 
 /// Every `parkctl` subcommand.
@@ -105,15 +148,8 @@ pub fn run(cmd: Command) -> ExitCode {
         Command::Token { command } => return token::run(command),
         other => other,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("parkctl: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(2);
     };
     let result = runtime.block_on(async move {
         match api_cmd {

@@ -721,45 +721,13 @@ pub async fn list_incidents(
     if let Some(o) = f.outside_grid {
         w.int("outside_grid = ?", i64::from(o));
     }
-    if let Some(t) = f.from_ms {
-        w.int("created_at_ms >= ?", t);
-    }
-    if let Some(t) = f.to_ms {
-        w.int("created_at_ms < ?", t);
-    }
-    let count_sql = format!("SELECT COUNT(*) AS n FROM incidents{}", w.sql());
-    let total: i64 = w
-        .bind(sqlx::query(&count_sql))
-        .fetch_one(&mut *conn)
-        .await
-        .ctx(b, "counting incidents")?
-        .try_get("n")
-        .ctx(b, "incidents count")?;
-    let n = w.params.len();
-    let sql = format!(
-        "SELECT {} FROM incidents{} ORDER BY id DESC LIMIT ${} OFFSET ${}",
-        INCIDENT_COLUMNS,
-        w.sql(),
-        n + 1,
-        n + 2
-    );
-    let rows = w
-        .bind(sqlx::query(&sql))
-        .bind(f.limit)
-        .bind(f.offset)
-        .fetch_all(&mut *conn)
-        .await
-        .ctx(b, "listing incidents")?;
-    let items = rows
-        .iter()
-        .map(incident_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    let next = f.offset.saturating_add(f.limit);
-    Ok(Page {
-        next_offset: (next < total).then_some(next),
-        items,
-        total,
-    })
+    w.range("created_at_ms", f.from_ms, f.to_ms);
+    let l = Listing {
+        table: "incidents",
+        columns: INCIDENT_COLUMNS,
+        order: "id DESC",
+    };
+    page(conn, b, &w, l, (f.limit, f.offset), incident_from_row).await
 }
 
 /// A page of alarms matching `f`, newest first, with the total count.
@@ -782,40 +750,59 @@ pub async fn list_alarms(
     if let Some(i) = f.incident_id {
         w.int("incident_id = ?", i);
     }
-    if let Some(t) = f.from_ms {
-        w.int("started_at_ms >= ?", t);
-    }
-    if let Some(t) = f.to_ms {
-        w.int("started_at_ms < ?", t);
-    }
-    let count_sql = format!("SELECT COUNT(*) AS n FROM alarms{}", w.sql());
+    w.range("started_at_ms", f.from_ms, f.to_ms);
+    let l = Listing {
+        table: "alarms",
+        columns: ALARM_COLUMNS,
+        order: "started_at_ms DESC, alarm_id DESC",
+    };
+    page(conn, b, &w, l, (f.limit, f.offset), alarm_from_row).await
+}
+
+/// What a list reads: the table, its columns and the order of its rows.
+struct Listing {
+    table: &'static str,
+    columns: &'static str,
+    order: &'static str,
+}
+
+/// One page (`limit`, `offset`) of `l.table`'s rows matching `w`, in
+/// `l.order`, with the count of all matching rows.
+async fn page<T>(
+    conn: &mut AnyConnection,
+    b: Backend,
+    w: &Where,
+    l: Listing,
+    (limit, offset): (i64, i64),
+    from_row: fn(&AnyRow) -> Result<T, StoreError>,
+) -> Result<Page<T>, StoreError> {
+    let table = l.table;
+    let count_sql = format!("SELECT COUNT(*) AS n FROM {table}{}", w.sql());
     let total: i64 = w
         .bind(sqlx::query(&count_sql))
         .fetch_one(&mut *conn)
         .await
-        .ctx(b, "counting alarms")?
+        .ctx(b, format!("counting {table}"))?
         .try_get("n")
-        .ctx(b, "alarms count")?;
+        .ctx(b, format!("{table} count"))?;
     let n = w.params.len();
     let sql = format!(
-        "SELECT {} FROM alarms{} ORDER BY started_at_ms DESC, alarm_id DESC LIMIT ${} OFFSET ${}",
-        ALARM_COLUMNS,
+        "SELECT {} FROM {table}{} ORDER BY {} LIMIT ${} OFFSET ${}",
+        l.columns,
         w.sql(),
+        l.order,
         n + 1,
         n + 2
     );
     let rows = w
         .bind(sqlx::query(&sql))
-        .bind(f.limit)
-        .bind(f.offset)
+        .bind(limit)
+        .bind(offset)
         .fetch_all(&mut *conn)
         .await
-        .ctx(b, "listing alarms")?;
-    let items = rows
-        .iter()
-        .map(alarm_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    let next = f.offset.saturating_add(f.limit);
+        .ctx(b, format!("listing {table}"))?;
+    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    let next = offset.saturating_add(limit);
     Ok(Page {
         next_offset: (next < total).then_some(next),
         items,
@@ -872,6 +859,16 @@ impl Where {
 
     fn int(&mut self, clause: &str, v: i64) {
         self.fill(clause, vec![Param::Int(v)]);
+    }
+
+    /// `col >= from` and `col < to`, each if given.
+    fn range(&mut self, col: &str, from: Option<i64>, to: Option<i64>) {
+        if let Some(t) = from {
+            self.int(&format!("{col} >= ?"), t);
+        }
+        if let Some(t) = to {
+            self.int(&format!("{col} < ?"), t);
+        }
     }
 
     fn any(&mut self, col: &str, values: impl Iterator<Item = String>) {
