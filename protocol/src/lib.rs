@@ -30,9 +30,9 @@
 //! alarm_id  limits, vocab
 //! error     vocab
 //! payload   vocab
-//! examples  vocab, payload
 //! validate  limits, vocab, error, payload
 //! topic     limits, vocab
+//! examples  vocab, payload, topic
 //! codec     limits, vocab, error, payload, validate, topic
 //! ```
 //!
@@ -49,10 +49,11 @@ pub mod alarm_id;
 pub mod error;
 pub mod payload;
 
-pub mod examples;
 pub mod validate;
 
 pub mod topic;
+
+pub mod examples;
 
 pub mod codec;
 
